@@ -1,0 +1,132 @@
+//! Every file in conf-examples/ must be a valid conflist whose plugins exist
+//! and speak its cniVersion; and (as root) its whole chain must ADD, CHECK
+//! and DEL in a fake host, as a runtime would run it.
+
+use integration::conflist::{example_files, examples_dir, Attachment, ConfList};
+use integration::paths::Binary;
+use integration::{require_root, unique_id, FakeHost, Invocation, Netns, TempDir};
+use serde_json::{json, Value};
+
+fn load_all() -> Vec<ConfList> {
+    let files = example_files();
+    if files.is_empty() {
+        eprintln!("note: {} holds no examples yet; nothing to check", examples_dir().display());
+    }
+    files
+        .iter()
+        .map(|p| ConfList::load(p).unwrap_or_else(|e| panic!("{e:#}")))
+        .collect()
+}
+
+fn supported_versions(bin: &std::path::Path) -> Vec<String> {
+    let out = Invocation::new(bin)
+        .command("VERSION")
+        .stdin_json(&json!({"cniVersion": "1.0.0"}))
+        .run();
+    out.expect_ok_json()["supportedVersions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no supportedVersions:\n{}", out.report()))
+        .iter()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn examples_are_valid_conflists_of_existing_plugins() {
+    for list in load_all() {
+        let file = list.path.display().to_string();
+        assert!(
+            list.path.extension().is_some_and(|e| e == "conflist"),
+            "{file}: examples are .conflist files"
+        );
+        for ty in list.all_types() {
+            let ours = Binary::Ours.path(&ty);
+            let reference = Binary::Reference.path(&ty);
+            assert!(
+                ours.is_file() || reference.is_file(),
+                "{file}: plugin type {ty} is neither built ({}) nor a reference plugin ({})",
+                ours.display(),
+                reference.display()
+            );
+            if ours.is_file() {
+                let versions = supported_versions(&ours);
+                assert!(
+                    versions.contains(&list.cni_version),
+                    "{file}: our {ty} does not support cniVersion {} (it supports {versions:?})",
+                    list.cni_version
+                );
+            }
+        }
+    }
+}
+
+/// What a plugin needs on the host before it can ADD, set up in the fake
+/// host; or why the generic chain test cannot run it.
+fn prepare_host(host: &FakeHost, plugin: &Value) -> Result<(), String> {
+    let ty = plugin["type"].as_str().unwrap_or_default();
+    if let Some(master) = plugin["master"].as_str() {
+        if master.len() > 15 {
+            return Err(format!("master {master} is not a valid link name"));
+        }
+        if integration::state::link(host, master).is_none() {
+            // An Ethernet-like parent: one end of a veth pair (this kernel
+            // has no dummy links); the other end stands for the LAN.
+            let lan = integration::netns::unique_ifname("lan");
+            host.ip_ok(&["link", "add", master, "type", "veth", "peer", "name", &lan]);
+            host.link_up(master);
+            host.link_up(&lan);
+        }
+    } else if ty == "macvlan" || ty == "ipvlan" {
+        return Err(format!("{ty} without `master` uses the host's default-route link"));
+    }
+    Ok(())
+}
+
+fn version_at_least(v: &str, min: (u32, u32, u32)) -> bool {
+    let p: Vec<u32> = v.split('.').map(|x| x.parse().unwrap_or(0)).collect();
+    (p.first().copied().unwrap_or(0), p.get(1).copied().unwrap_or(0), p.get(2).copied().unwrap_or(0)) >= min
+}
+
+#[test]
+fn root_examples_chain_add_check_del() {
+    require_root();
+    for mut list in load_all() {
+        let file = list.path.display().to_string();
+        let host = FakeHost::new("ex");
+        let ctr = Netns::new("cex");
+        let data = TempDir::new("ipam");
+        list.set_ipam_data_dir(data.path());
+        let att = Attachment::new(&host, &ctr, &unique_id("ex"), "eth0");
+
+        let mut skip = None;
+        for p in &list.plugins {
+            if let Err(why) = prepare_host(&host, p) {
+                skip = Some(why);
+                break;
+            }
+        }
+        for ty in list.all_types() {
+            if att.resolve(&ty).is_none() {
+                skip = Some(format!("no binary for {ty} on CNI_PATH"));
+            }
+        }
+        if let Some(why) = skip {
+            eprintln!("skipping chain test of {file}: {why}");
+            continue;
+        }
+
+        let result = att.add(&list).unwrap_or_else(|e| panic!("{file}: {e:#}"));
+        assert_eq!(
+            result["cniVersion"], list.cni_version,
+            "{file}: the chain's result must be in the list's cniVersion: {result:#}"
+        );
+        let disable_check = list.raw["disableCheck"] == json!(true) || list.raw["disableCheck"] == "true";
+        if version_at_least(&list.cni_version, (0, 4, 0)) && !disable_check {
+            att.check(&list, &result).unwrap_or_else(|e| panic!("{file}: {e:#}"));
+        }
+        att.del(&list, Some(&result)).unwrap_or_else(|e| panic!("{file}: {e:#}"));
+        // Runtimes may repeat DEL; it must still succeed.
+        att.del(&list, Some(&result))
+            .unwrap_or_else(|e| panic!("{file}: second DEL: {e:#}"));
+    }
+}
