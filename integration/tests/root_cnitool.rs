@@ -1,0 +1,215 @@
+//! `cnitool` end to end: the upstream verbs and Docker's network commands,
+//! each run inside a fake host with private config, cache and lease dirs.
+
+use std::process::{Command, Output};
+
+use integration::{our_binary, require_root, unique_id, FakeHost, TempDir};
+use serde_json::Value;
+
+/// A fake host and the private directories cnitool works in.
+struct Cli {
+    host: FakeHost,
+    dir: TempDir,
+    sandboxes: std::cell::RefCell<Vec<String>>,
+}
+
+impl Cli {
+    fn new(tag: &str) -> Cli {
+        require_root();
+        Cli {
+            host: FakeHost::new(tag),
+            dir: TempDir::new(tag),
+            sandboxes: Default::default(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let bin_dir = our_binary("cnitool").parent().unwrap().to_path_buf();
+        // nsenter joins only the network namespace: `ip netns exec` would
+        // also give cnitool a private mount namespace, hiding the sandboxes
+        // it mounts under /var/run/netns from everyone else.
+        Command::new("nsenter")
+            .arg(format!("--net={}", self.host.path_str()))
+            .arg(our_binary("cnitool"))
+            .args(args)
+            .env("NETCONFPATH", self.dir.join("net.d"))
+            .env("CNI_CACHE_DIR", self.dir.join("cache"))
+            .env("CNI_IPAM_DATA_DIR", self.dir.join("ipam"))
+            .env("CNI_PATH", format!("{}:/usr/lib/cni", bin_dir.display()))
+            .output()
+            .expect("spawn cnitool")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "cnitool {args:?} failed:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs and expects failure; returns stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "cnitool {args:?} should fail but printed {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn sandbox(&self, tag: &str) -> String {
+        let name = unique_id(tag);
+        self.ok(&["sandbox", "create", &name]);
+        self.sandboxes.borrow_mut().push(name.clone());
+        name
+    }
+}
+
+impl Drop for Cli {
+    fn drop(&mut self) {
+        for s in self.sandboxes.borrow().iter() {
+            let _ = Command::new("ip").args(["netns", "del", s]).output();
+        }
+    }
+}
+
+#[test]
+fn root_cnitool_lists_predefined_networks_and_protects_them() {
+    let c = Cli::new("ls");
+    let out = c.ok(&["network", "ls"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("NETWORK ID"), "{out}");
+    for (name, driver) in [("bridge", "bridge"), ("host", "host"), ("none", "null")] {
+        assert!(
+            lines.iter().any(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                cols.get(1) == Some(&name) && cols.get(2) == Some(&driver) && cols.get(3) == Some(&"local")
+            }),
+            "{name} missing in:\n{out}"
+        );
+    }
+    for n in ["bridge", "host", "none"] {
+        let err = c.fails(&["network", "rm", n]);
+        assert!(err.contains("pre-defined network and cannot be removed"), "{err}");
+        let err = c.fails(&["network", "create", n]);
+        assert!(err.contains("already exists"), "{err}");
+    }
+    let q = c.ok(&["network", "ls", "-q"]);
+    assert_eq!(q.lines().count(), 3);
+    assert!(q.lines().all(|l| l.len() == 12));
+}
+
+#[test]
+fn root_cnitool_create_validates_like_docker() {
+    let c = Cli::new("create");
+    let id = c.ok(&["network", "create", "--subnet", "10.40.0.0/24", "--label", "team=a", "n1"]);
+    assert_eq!(id.trim().len(), 64);
+    let cases: &[(&[&str], &str)] = &[
+        (&["network", "create", "n1"], "network with name n1 already exists"),
+        (&["network", "create", "--subnet", "10.40.0.0/16", "n2"], "Pool overlaps"),
+        (&["network", "create", "--subnet", "172.17.5.0/24", "n2"], "Pool overlaps"),
+        (&["network", "create", "--subnet", "10.41.0.0/24", "--gateway", "10.42.0.1", "n2"], "no matching subnet for gateway"),
+        (&["network", "create", "--subnet", "10.41.0.0/24", "--ip-range", "10.43.0.0/25", "n2"], "no matching subnet for range"),
+        (&["network", "create", "-d", "weave", "n2"], "drivers are"),
+        (&["network", "create", "-d", "macvlan", "n2"], "parent"),
+        (&["network", "create", "-o", "bogus=1", "n2"], "bogus"),
+        (&["network", "create", "bad/name"], "invalid"),
+        (&["network", "inspect", "nope"], "network nope not found"),
+        (&["network", "rm", "nope"], "network nope not found"),
+    ];
+    for (args, want) in cases {
+        let err = c.fails(args);
+        assert!(err.contains(want), "{args:?}: expected {want:?} in {err:?}");
+    }
+    // Without --subnet, Docker's next free default pool (172.17 is the bridge's).
+    c.ok(&["network", "create", "auto1"]);
+    let v: Value = serde_json::from_str(&c.ok(&["network", "inspect", "auto1"])).unwrap();
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Subnet"], "172.18.0.0/16");
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Gateway"], "172.18.0.1");
+
+    let json_lines = c.ok(&["network", "ls", "--format", "json", "--filter", "label=team=a"]);
+    let rows: Vec<Value> = json_lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["Name"], "n1");
+    assert_eq!(rows[0]["Labels"], "team=a");
+    let custom = c.ok(&["network", "ls", "-q", "--filter", "type=custom"]);
+    assert_eq!(custom.lines().count(), 2);
+
+    let conflist: Value = serde_json::from_slice(&std::fs::read(c.dir.join("net.d/n1.conflist")).unwrap()).unwrap();
+    assert_eq!(conflist["plugins"][0]["type"], "bridge");
+    assert_eq!(conflist["plugins"][0]["ipam"]["ranges"][0][0]["subnet"], "10.40.0.0/24");
+
+    let pruned = c.ok(&["network", "prune", "-f"]);
+    assert!(pruned.contains("auto1") && pruned.contains("n1"), "{pruned}");
+    assert!(!c.dir.join("net.d/n1.conflist").exists());
+}
+
+#[test]
+fn root_cnitool_none_gives_loopback_only_and_host_needs_nothing() {
+    let c = Cli::new("none");
+    let sb = c.sandbox("sbn");
+    // A new sandbox has lo up and nothing else.
+    let links = c.host.exec_ok(&["ip", "-n", &sb, "-o", "link"]);
+    assert_eq!(links.lines().count(), 1, "{links}");
+    c.ok(&["network", "connect", "none", &sb]);
+    let v: Value = serde_json::from_str(&c.ok(&["network", "inspect", "none"])).unwrap();
+    assert_eq!(v[0]["Containers"][&sb]["IPv4Address"], "127.0.0.1/8");
+    let err = c.fails(&["network", "connect", "none", &sb]);
+    assert!(err.contains("already exists in network none"), "{err}");
+    let host = c.ok(&["network", "connect", "host", &sb]);
+    assert!(host.contains("needs no attachment"), "{host}");
+    let ls = c.ok(&["sandbox", "ls"]);
+    assert!(ls.lines().any(|l| l.starts_with(&sb) && l.contains("none(lo)")), "{ls}");
+    c.ok(&["network", "disconnect", "none", &sb]);
+    let err = c.fails(&["network", "disconnect", "none", &sb]);
+    assert!(err.contains("is not connected"), "{err}");
+    c.ok(&["sandbox", "rm", &sb]);
+    assert!(!std::path::Path::new("/var/run/netns").join(&sb).exists());
+}
+
+#[test]
+fn root_cnitool_upstream_verbs_run_a_conflist_and_cache_like_go_libcni() {
+    let c = Cli::new("verbs");
+    std::fs::create_dir_all(c.dir.join("net.d")).unwrap();
+    std::fs::write(
+        c.dir.join("net.d/10-lo.conflist"),
+        r#"{"cniVersion":"1.1.0","name":"lonet","plugins":[{"type":"loopback"}]}"#,
+    )
+    .unwrap();
+    let sb = c.sandbox("sbv");
+    let path = format!("/var/run/netns/{sb}");
+    c.host.exec_ok(&["ip", "-n", &sb, "link", "set", "lo", "down"]);
+    let res: Value = serde_json::from_str(&c.ok(&["add", "lonet", &path])).unwrap();
+    assert_eq!(res["cniVersion"], "1.1.0");
+    assert_eq!(res["interfaces"][0]["name"], "lo");
+    let lo = c.host.exec_ok(&["ip", "-n", &sb, "-j", "link", "show", "lo"]);
+    assert!(lo.contains("\"UP\""), "{lo}");
+    c.ok(&["check", "lonet", &path]);
+    c.ok(&["status", "lonet"]);
+
+    // The cache entry is where and what Go's libcni writes.
+    let results = c.dir.join("cache/results");
+    let files: Vec<_> = std::fs::read_dir(&results).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(files.len(), 1);
+    let name = files[0].to_string_lossy().into_owned();
+    assert!(name.starts_with("lonet-cnitool-") && name.ends_with("-eth0"), "{name}");
+    let entry: Value = serde_json::from_slice(&std::fs::read(results.join(&name)).unwrap()).unwrap();
+    assert_eq!(entry["kind"], "cniCacheV1");
+    assert_eq!(entry["netns"], path);
+    assert_eq!(entry["result"], res);
+
+    c.ok(&["del", "lonet", &path]);
+    assert!(std::fs::read_dir(&results).unwrap().next().is_none());
+    let lo = c.host.exec_ok(&["ip", "-n", &sb, "-j", "link", "show", "lo"]);
+    assert!(!lo.contains("\"UP\""), "{lo}");
+    // DEL again, and CHECK without a cached result, behave as libcni's.
+    c.ok(&["del", "lonet", &path]);
+    c.fails(&["check", "lonet", &path]);
+    let err = c.fails(&["add", "nonet", &path]);
+    assert!(err.contains("no network named"), "{err}");
+}

@@ -1,0 +1,7 @@
+//! Tests of the firewall layer: encoding without privileges (unit), and as
+//! root in throw-away namespaces (root, traffic, bench).
+
+mod bench;
+mod root;
+mod traffic;
+mod unit;
