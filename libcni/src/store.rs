@@ -188,6 +188,24 @@ impl Dir {
         Ok(())
     }
 
+    /// Overwrite `name` (created if missing) with `bytes` in place: no
+    /// temp file, no rename, no new inode. Not atomic: for hints and caches
+    /// that are read under a lock and validated (a torn or stale content
+    /// must be harmless). Cheaper than [`Dir::write_atomic`] where renaming
+    /// over an existing file makes ext4 start writeback (`auto_da_alloc`).
+    pub fn write_in_place(&self, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let f = self.open_file(name, OFlag::O_WRONLY | OFlag::O_CREAT, mode)?;
+        if !f.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{name} is not a regular file"),
+            ));
+        }
+        f.write_all_at(bytes, 0)?;
+        f.set_len(bytes.len() as u64)
+    }
+
     /// Create `name` holding `bytes` only if no file of that name exists,
     /// with the content complete from the first moment it is visible
     /// (`O_EXCL` semantics plus atomic content). `Ok(false)` when the name
@@ -200,14 +218,57 @@ impl Dir {
         durability: Durability,
     ) -> io::Result<bool> {
         check_name(name)?;
-        let tmp = self.write_temp(bytes, mode, durability)?;
-        let res = self.link_noreplace(&tmp, name);
-        let _ = self.remove(&tmp);
-        let created = res?;
+        let created = match self.create_unnamed(name, bytes, mode, durability)? {
+            Some(created) => created,
+            None => {
+                let tmp = self.write_temp(bytes, mode, durability)?;
+                let res = self.link_noreplace(&tmp, name);
+                let _ = self.remove(&tmp);
+                res?
+            }
+        };
         if created && durability == Durability::Full {
             self.sync()?;
         }
         Ok(created)
+    }
+
+    /// The fast path of [`Dir::create_exclusive`]: an unnamed `O_TMPFILE`
+    /// inode, filled, then linked in (one directory operation, and no temp
+    /// name left behind if we die). `None` where the filesystem or a
+    /// missing `/proc` does not allow it.
+    fn create_unnamed(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        mode: u32,
+        durability: Durability,
+    ) -> io::Result<Option<bool>> {
+        let flags = OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+        let fd = match fcntl::openat(Some(self.raw()), ".", flags, Mode::from_bits_truncate(mode)) {
+            Ok(fd) => fd,
+            Err(Errno::EOPNOTSUPP) | Err(Errno::EISDIR) | Err(Errno::EINVAL) => return Ok(None),
+            Err(e) => return Err(errno_io(e)),
+        };
+        // SAFETY: a fresh descriptor we own.
+        let mut file = unsafe { File::from_raw_fd(fd) };
+        file.write_all(bytes)?;
+        if durability != Durability::None {
+            file.sync_data()?;
+        }
+        let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        match unistd::linkat(
+            None,
+            proc_path.as_str(),
+            Some(self.raw()),
+            name,
+            fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+        ) {
+            Ok(()) => Ok(Some(true)),
+            Err(Errno::EEXIST) => Ok(Some(false)),
+            Err(Errno::ENOENT) if !Path::new("/proc/self/fd").exists() => Ok(None),
+            Err(e) => Err(errno_io(e)),
+        }
     }
 
     /// `renameat2(RENAME_NOREPLACE)`, or `linkat` where the filesystem
@@ -283,6 +344,33 @@ impl Dir {
         match stat::fstatat(Some(self.raw()), name, fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(s) => Ok(Some(s)),
             Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(errno_io(e)),
+        }
+    }
+
+    /// Whether files can be created here (space, inodes, a writable
+    /// mount). An unnamed `O_TMPFILE` proves it without adding an entry,
+    /// so the directory's mtime (which callers may watch) stays put.
+    pub fn check_writable(&self) -> io::Result<()> {
+        let flags = OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+        match fcntl::openat(
+            Some(self.raw()),
+            ".",
+            flags,
+            Mode::from_bits_truncate(0o600),
+        ) {
+            Ok(fd) => {
+                // SAFETY: a fresh descriptor we own; dropping closes it.
+                drop(unsafe { OwnedFd::from_raw_fd(fd) });
+                Ok(())
+            }
+            Err(Errno::EOPNOTSUPP) | Err(Errno::EISDIR) => unistd::faccessat(
+                Some(self.raw()),
+                ".",
+                unistd::AccessFlags::W_OK,
+                fcntl::AtFlags::empty(),
+            )
+            .map_err(errno_io),
             Err(e) => Err(errno_io(e)),
         }
     }
@@ -496,6 +584,10 @@ mod tests {
             .unwrap();
         assert_eq!(d.read("f").unwrap().unwrap(), b"two");
         assert_eq!(names(&d), vec!["f"]);
+        d.write_in_place("h", b"longer", 0o600).unwrap();
+        d.write_in_place("h", b"s", 0o600).unwrap();
+        assert_eq!(d.read("h").unwrap().unwrap(), b"s");
+        d.remove("h").unwrap();
         let mode = std::fs::metadata(t.0.join("f"))
             .unwrap()
             .permissions()

@@ -1,1 +1,99 @@
-fn main() {}
+//! host-local: hands out addresses from configured ranges and records
+//! them under `dataDir/<network>`, in the reference plugin's format.
+
+mod allocator;
+mod config;
+mod dns;
+mod range;
+mod store;
+
+use libcni::skel::{self, About, Plugin, Request};
+use libcni::spec::CniResult;
+use libcni::{Error, Result};
+
+use config::IpamConfig;
+use store::disk::DiskStore;
+use store::{Owner, Store};
+
+const ABOUT: About = About {
+    name: "host-local",
+    description: "IPAM plugin that allocates addresses from local ranges, stored on disk",
+};
+
+struct HostLocal;
+
+fn owner(req: &Request) -> Owner {
+    Owner {
+        id: req.container_id.clone(),
+        ifname: req.ifname.clone(),
+    }
+}
+
+/// Run `f` on the locked store of the request's network, then bring the
+/// store's index up to date whatever `f` returned.
+fn with_store<T>(
+    req: &Request,
+    data_dir: &std::path::Path,
+    f: impl FnOnce(&mut DiskStore) -> Result<T>,
+) -> Result<T> {
+    let mut store = DiskStore::open(data_dir, &req.config.name)?;
+    let res = f(&mut store);
+    let committed = store.commit();
+    let out = res?;
+    committed?;
+    Ok(out)
+}
+
+impl Plugin for HostLocal {
+    fn add(&self, req: &Request) -> Result<CniResult> {
+        let conf = IpamConfig::load(&req.config, &req.args)?;
+        let dns = conf.dns()?;
+        let ips = with_store(req, &conf.data_dir, |store| {
+            allocator::allocate(store, &conf.range_sets, &owner(req), &conf.requested)
+        })?;
+        Ok(CniResult {
+            ips,
+            routes: conf.routes.clone(),
+            dns,
+            ..Default::default()
+        })
+    }
+
+    /// Releases by (container, ifname) across the whole network, so it
+    /// works even when the config's ranges have changed since ADD.
+    fn del(&self, req: &Request) -> Result<()> {
+        let data_dir = config::data_dir(&req.config)?;
+        with_store(req, &data_dir, |store| {
+            store.release_by_id(&owner(req)).map(|_| ())
+        })
+    }
+
+    fn check(&self, req: &Request) -> Result<()> {
+        let conf = IpamConfig::load(&req.config, &req.args)?;
+        let prev = req.config.prev_result()?;
+        with_store(req, &conf.data_dir, |store| {
+            allocator::check(store, &conf.range_sets, &owner(req), prev.as_ref())
+        })
+    }
+
+    fn status(&self, req: &Request) -> Result<()> {
+        let conf = IpamConfig::load(&req.config, &req.args)?;
+        let mut store = DiskStore::open(&conf.data_dir, &req.config.name)
+            .map_err(|e| Error::not_available(format!("store unusable: {}", e.msg)))?;
+        allocator::status(&mut store, &conf.range_sets)
+    }
+
+    fn gc(&self, req: &Request) -> Result<()> {
+        let Some(valid) = req.config.valid_attachments()? else {
+            return Err(Error::invalid_config(
+                "GC needs cni.dev/valid-attachments (an empty list releases everything)",
+            ));
+        };
+        let data_dir = config::data_dir(&req.config)?;
+        with_store(req, &data_dir, |store| allocator::gc(store, &valid))
+    }
+}
+
+fn main() {
+    skel::run(&ABOUT, &HostLocal)
+}
