@@ -48,10 +48,10 @@ test: deps build
     #!/usr/bin/env bash
     set -euo pipefail
     if [ "$(id -u)" -eq 0 ]; then
-      cargo test --workspace
+      cargo test --workspace --no-fail-fast
     else
       echo "NOTE: not root: skipping the namespace tests (named root_*); run 'sudo just test' for all" >&2
-      cargo test --workspace -- --skip root_
+      cargo test --workspace --no-fail-fast -- --skip root_
     fi
 
 # Our plugins against the reference Go plugins (args: --iters N, --only NAME, --json FILE)
@@ -64,7 +64,8 @@ demo: deps build
     set -euo pipefail
     [ "$(id -u)" -eq 0 ] || { echo "the demo creates network namespaces: run it as root (sudo just demo)" >&2; exit 1; }
     host=cni-demo-host ctr=cni-demo-ctr
-    show() { printf '\n\033[1m$ %s\033[0m\n' "$*"; bash -c "$*"; }
+    b=""; n=""; [ -t 1 ] && b=$'\033[1m' n=$'\033[0m'
+    show() { printf '\n%s$ %s%s\n' "$b" "$*" "$n"; bash -c "$*"; }
     cleanup() { ip netns del $host 2>/dev/null || true; ip netns del $ctr 2>/dev/null || true; }
     cleanup; trap cleanup EXIT
     echo "# A fake host (plugins run in it, so nothing touches this machine's network) and a container."

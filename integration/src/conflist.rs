@@ -30,7 +30,12 @@ pub fn examples_dir() -> PathBuf {
 /// Every file in `conf-examples/`, sorted by name (as libcni sorts a config dir).
 pub fn example_files() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(examples_dir())
-        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -39,8 +44,8 @@ pub fn example_files() -> Vec<PathBuf> {
 impl ConfList {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let raw: Value =
-            serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))?;
+        let raw: Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
         Self::from_value(path, raw)
     }
 
@@ -72,6 +77,32 @@ impl ConfList {
             cni_version,
             plugins,
         })
+    }
+
+    /// Every version the list declares (`cniVersion` and `cniVersions`),
+    /// oldest first. A runtime picks the newest one it supports.
+    pub fn versions(&self) -> Vec<String> {
+        let mut v = vec![self.cni_version.clone()];
+        for x in self.raw["cniVersions"].as_array().into_iter().flatten() {
+            if let Some(s) = x.as_str() {
+                v.push(s.to_string());
+            }
+        }
+        v.sort_by_key(|s| version_key(s));
+        v.dedup();
+        v
+    }
+
+    /// The newest declared version (what a runtime supporting all of them uses).
+    pub fn newest_version(&self) -> String {
+        self.versions().pop().expect("at least cniVersion")
+    }
+
+    /// The same list, run at another version.
+    pub fn at_version(&self, v: &str) -> ConfList {
+        let mut c = self.clone();
+        c.cni_version = v.to_string();
+        c
     }
 
     /// The `type` of each plugin in the chain.
@@ -118,11 +149,24 @@ impl ConfList {
         for p in &mut self.plugins {
             if let Some(ipam) = p.get_mut("ipam").and_then(Value::as_object_mut) {
                 if ipam.get("type").and_then(Value::as_str) == Some("host-local") {
-                    ipam.insert("dataDir".into(), Value::String(dir.to_string_lossy().into_owned()));
+                    ipam.insert(
+                        "dataDir".into(),
+                        Value::String(dir.to_string_lossy().into_owned()),
+                    );
                 }
             }
         }
     }
+}
+
+/// "1.0.0" -> (1, 0, 0), for ordering versions.
+pub fn version_key(v: &str) -> (u32, u32, u32) {
+    let mut p = v.split('.').map(|x| x.parse().unwrap_or(0));
+    (
+        p.next().unwrap_or(0),
+        p.next().unwrap_or(0),
+        p.next().unwrap_or(0),
+    )
 }
 
 /// Where a chain attaches: the fake host the plugins run in, the container
@@ -154,11 +198,20 @@ impl<'a> Attachment<'a> {
             .find(|p| p.is_file())
     }
 
-    fn call(&self, list: &ConfList, i: usize, command: &str, prev: Option<&Value>) -> Result<Outcome> {
+    fn call(
+        &self,
+        list: &ConfList,
+        i: usize,
+        command: &str,
+        prev: Option<&Value>,
+    ) -> Result<Outcome> {
         let ty = list.plugins[i]["type"].as_str().unwrap_or_default();
-        let bin = self
-            .resolve(ty)
-            .ok_or_else(|| anyhow!("no binary for plugin type {ty} on CNI_PATH {}", self.cni_path))?;
+        let bin = self.resolve(ty).ok_or_else(|| {
+            anyhow!(
+                "no binary for plugin type {ty} on CNI_PATH {}",
+                self.cni_path
+            )
+        })?;
         let conf = list.plugin_conf(i, prev);
         Ok(Invocation::new(bin)
             .command(command)
@@ -179,8 +232,12 @@ impl<'a> Attachment<'a> {
             if !out.success() {
                 bail!("ADD failed at plugins[{i}]:\n{}", out.report());
             }
-            let r: Value = serde_json::from_slice(out.stdout())
-                .map_err(|e| anyhow!("ADD result of plugins[{i}] is not JSON: {e}\n{}", out.report()))?;
+            let r: Value = serde_json::from_slice(out.stdout()).map_err(|e| {
+                anyhow!(
+                    "ADD result of plugins[{i}] is not JSON: {e}\n{}",
+                    out.report()
+                )
+            })?;
             prev = Some(r);
         }
         prev.ok_or_else(|| anyhow!("empty chain"))

@@ -44,7 +44,11 @@ pub fn unique_id(tag: &str) -> String {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .collect();
-    format!("it{}-{}-{tag}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "it{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The loopback plugin's config as a runtime hands it over (one-plugin chain).

@@ -40,7 +40,10 @@ fn unique_name(tag: &str) -> String {
 pub fn unique_ifname(prefix: &str) -> String {
     let prefix: String = prefix.chars().take(4).collect();
     let name = format!("{prefix}{:x}x{:x}", std::process::id(), next_id());
-    assert!(name.len() <= 15, "derived link name {name} is over 15 bytes");
+    assert!(
+        name.len() <= 15,
+        "derived link name {name} is over 15 bytes"
+    );
     name
 }
 
@@ -209,7 +212,16 @@ impl Netns {
 
     /// Set a sysctl inside the namespace.
     pub fn set_sysctl(&self, key: &str, value: &str) {
-        self.exec_ok(&["sysctl", "-q", "-w", &format!("{key}={value}")]);
+        // Through /proc rather than sysctl(8): procps may not be installed.
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        self.exec_ok(&[
+            "sh",
+            "-c",
+            "printf '%s' \"$1\" > \"$2\"",
+            "sh",
+            value,
+            &path,
+        ]);
     }
 
     /// Set a link up inside the namespace.

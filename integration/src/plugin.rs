@@ -204,7 +204,11 @@ impl Invocation {
             call: self.describe(),
             finished,
         };
-        assert!(!out.finished.timed_out, "plugin hung and was killed:\n{}", out.report());
+        assert!(
+            !out.finished.timed_out,
+            "plugin hung and was killed:\n{}",
+            out.report()
+        );
         out
     }
 }
@@ -252,8 +256,12 @@ impl Outcome {
     /// Stdout parsed as exactly one JSON document (whitespace around it is
     /// allowed, anything else fails).
     pub fn json(&self) -> Value {
-        serde_json::from_slice(self.stdout())
-            .unwrap_or_else(|e| panic!("stdout is not exactly one JSON document: {e}\n{}", self.report()))
+        serde_json::from_slice(self.stdout()).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not exactly one JSON document: {e}\n{}",
+                self.report()
+            )
+        })
     }
 
     /// Asserts exit status 0; returns self for chaining.
@@ -284,10 +292,17 @@ impl Outcome {
     /// wrong (with the whole call) for table tests that collect failures.
     pub fn check_any_error(&self) -> Result<Value, String> {
         if self.exit_code() != Some(1) {
-            return Err(format!("expected exit status 1 with an error JSON:\n{}", self.report()));
+            return Err(format!(
+                "expected exit status 1 with an error JSON:\n{}",
+                self.report()
+            ));
         }
-        let v: Value = serde_json::from_slice(self.stdout())
-            .map_err(|e| format!("stdout is not exactly one JSON document: {e}\n{}", self.report()))?;
+        let v: Value = serde_json::from_slice(self.stdout()).map_err(|e| {
+            format!(
+                "stdout is not exactly one JSON document: {e}\n{}",
+                self.report()
+            )
+        })?;
         let ok = v.is_object()
             && v.get("code").map(Value::is_u64).unwrap_or(false)
             && v.get("msg").map(Value::is_string).unwrap_or(false)

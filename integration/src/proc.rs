@@ -66,7 +66,11 @@ pub struct Running {
 
 /// Start `cmd` with `stdin` as its standard input and memory files as its
 /// standard output and error. With `timeout`, a watchdog kills it after that.
-pub fn spawn(cmd: &mut Command, stdin: &[u8], timeout: Option<Duration>) -> std::io::Result<Running> {
+pub fn spawn(
+    cmd: &mut Command,
+    stdin: &[u8],
+    timeout: Option<Duration>,
+) -> std::io::Result<Running> {
     let mut input = memfd("cni-stdin")?;
     input.write_all(stdin)?;
     input.seek(SeekFrom::Start(0))?;

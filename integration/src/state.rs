@@ -19,7 +19,8 @@ fn ip_json(ns: &Netns, args: &[&str]) -> Value {
     if out.trim().is_empty() {
         return Value::Array(vec![]);
     }
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("parsing `ip {full:?}` output: {e}\n{out}"))
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("parsing `ip {full:?}` output: {e}\n{out}"))
 }
 
 /// `ip -j link show`: every link in the namespace.
@@ -48,7 +49,11 @@ pub fn link_flags(ns: &Netns, name: &str) -> Vec<String> {
     let l = link(ns, name).unwrap_or_else(|| panic!("no link {name} in netns {}", ns.name()));
     l["flags"]
         .as_array()
-        .map(|a| a.iter().filter_map(|f| f.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -138,7 +143,8 @@ pub fn route_to(ns: &Netns, family: u8, dst: &str) -> Option<Value> {
 /// `nft -j list ruleset` inside the namespace, as the `nftables` array.
 pub fn nft_ruleset(ns: &Netns) -> Vec<Value> {
     let out = ns.exec_ok(&["nft", "-j", "list", "ruleset"]);
-    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("parsing nft -j: {e}\n{out}"));
+    let v: Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("parsing nft -j: {e}\n{out}"));
     v["nftables"].as_array().cloned().unwrap_or_default()
 }
 
@@ -220,7 +226,11 @@ pub fn tcp_exchange(server: &Netns, client: &Netns, ip: &str, port: u16) -> Resu
     let srv_res = srv.join().map_err(|_| anyhow!("tcp server panicked"))?;
     let reply = reply.with_context(|| format!("client in {} -> {sa}", client.name()))?;
     srv_res.with_context(|| format!("server in {}", server.name()))?;
-    anyhow::ensure!(reply == b"olleh", "unexpected reply {:?}", String::from_utf8_lossy(&reply));
+    anyhow::ensure!(
+        reply == b"olleh",
+        "unexpected reply {:?}",
+        String::from_utf8_lossy(&reply)
+    );
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! and speak its cniVersion; and (as root) its whole chain must ADD, CHECK
 //! and DEL in a fake host, as a runtime would run it.
 
-use integration::conflist::{example_files, examples_dir, Attachment, ConfList};
+use integration::conflist::{example_files, examples_dir, version_key, Attachment, ConfList};
 use integration::paths::Binary;
 use integration::{require_root, unique_id, FakeHost, Invocation, Netns, TempDir};
 use serde_json::{json, Value};
@@ -10,7 +10,10 @@ use serde_json::{json, Value};
 fn load_all() -> Vec<ConfList> {
     let files = example_files();
     if files.is_empty() {
-        eprintln!("note: {} holds no examples yet; nothing to check", examples_dir().display());
+        eprintln!(
+            "note: {} holds no examples yet; nothing to check",
+            examples_dir().display()
+        );
     }
     files
         .iter()
@@ -49,12 +52,13 @@ fn examples_are_valid_conflists_of_existing_plugins() {
                 reference.display()
             );
             if ours.is_file() {
-                let versions = supported_versions(&ours);
-                assert!(
-                    versions.contains(&list.cni_version),
-                    "{file}: our {ty} does not support cniVersion {} (it supports {versions:?})",
-                    list.cni_version
-                );
+                let supported = supported_versions(&ours);
+                for v in list.versions() {
+                    assert!(
+                        supported.contains(&v),
+                        "{file}: declares cniVersion {v}, but our {ty} supports only {supported:?}"
+                    );
+                }
             }
         }
     }
@@ -77,56 +81,78 @@ fn prepare_host(host: &FakeHost, plugin: &Value) -> Result<(), String> {
             host.link_up(&lan);
         }
     } else if ty == "macvlan" || ty == "ipvlan" {
-        return Err(format!("{ty} without `master` uses the host's default-route link"));
+        return Err(format!(
+            "{ty} without `master` uses the host's default-route link"
+        ));
     }
     Ok(())
-}
-
-fn version_at_least(v: &str, min: (u32, u32, u32)) -> bool {
-    let p: Vec<u32> = v.split('.').map(|x| x.parse().unwrap_or(0)).collect();
-    (p.first().copied().unwrap_or(0), p.get(1).copied().unwrap_or(0), p.get(2).copied().unwrap_or(0)) >= min
 }
 
 #[test]
 fn root_examples_chain_add_check_del() {
     require_root();
-    for mut list in load_all() {
-        let file = list.path.display().to_string();
-        let host = FakeHost::new("ex");
-        let ctr = Netns::new("cex");
-        let data = TempDir::new("ipam");
-        list.set_ipam_data_dir(data.path());
-        let att = Attachment::new(&host, &ctr, &unique_id("ex"), "eth0");
-
-        let mut skip = None;
-        for p in &list.plugins {
-            if let Err(why) = prepare_host(&host, p) {
-                skip = Some(why);
-                break;
+    let mut ran = 0;
+    for list in load_all() {
+        // Every version the list declares, newest (what a runtime would pick) first.
+        for version in list.versions().into_iter().rev() {
+            if run_chain(&list.at_version(&version)) {
+                ran += 1;
             }
         }
-        for ty in list.all_types() {
-            if att.resolve(&ty).is_none() {
-                skip = Some(format!("no binary for {ty} on CNI_PATH"));
-            }
-        }
-        if let Some(why) = skip {
-            eprintln!("skipping chain test of {file}: {why}");
-            continue;
-        }
-
-        let result = att.add(&list).unwrap_or_else(|e| panic!("{file}: {e:#}"));
-        assert_eq!(
-            result["cniVersion"], list.cni_version,
-            "{file}: the chain's result must be in the list's cniVersion: {result:#}"
-        );
-        let disable_check = list.raw["disableCheck"] == json!(true) || list.raw["disableCheck"] == "true";
-        if version_at_least(&list.cni_version, (0, 4, 0)) && !disable_check {
-            att.check(&list, &result).unwrap_or_else(|e| panic!("{file}: {e:#}"));
-        }
-        att.del(&list, Some(&result)).unwrap_or_else(|e| panic!("{file}: {e:#}"));
-        // Runtimes may repeat DEL; it must still succeed.
-        att.del(&list, Some(&result))
-            .unwrap_or_else(|e| panic!("{file}: second DEL: {e:#}"));
     }
+    eprintln!("ran {ran} chain(s)");
+}
+
+/// ADD, CHECK (when the version has it), DEL, DEL again. False when skipped.
+fn run_chain(list: &ConfList) -> bool {
+    let mut list = list.clone();
+    let file = format!("{} at {}", list.path.display(), list.cni_version);
+    let host = FakeHost::new("ex");
+    let ctr = Netns::new("cex");
+    let data = TempDir::new("ipam");
+    list.set_ipam_data_dir(data.path());
+    let att = Attachment::new(&host, &ctr, &unique_id("ex"), "eth0");
+
+    for p in &list.plugins {
+        if let Err(why) = prepare_host(&host, p) {
+            eprintln!("skipping chain test of {file}: {why}");
+            return false;
+        }
+    }
+    for ty in list.all_types() {
+        match att.resolve(&ty) {
+            None => {
+                eprintln!("skipping chain test of {file}: no binary for {ty} on CNI_PATH");
+                return false;
+            }
+            Some(bin) => {
+                let supported = supported_versions(&bin);
+                if !supported.contains(&list.cni_version) {
+                    eprintln!(
+                        "skipping chain test of {file}: {} supports only {supported:?}",
+                        bin.display()
+                    );
+                    return false;
+                }
+            }
+        }
+    }
+
+    let result = att.add(&list).unwrap_or_else(|e| panic!("{file}: {e:#}"));
+    assert_eq!(
+        result["cniVersion"], list.cni_version,
+        "{file}: the chain's result must be in the list's cniVersion: {result:#}"
+    );
+    let disable_check =
+        list.raw["disableCheck"] == json!(true) || list.raw["disableCheck"] == "true";
+    if version_key(&list.cni_version) >= (0, 4, 0) && !disable_check {
+        att.check(&list, &result)
+            .unwrap_or_else(|e| panic!("{file}: {e:#}"));
+    }
+    att.del(&list, Some(&result))
+        .unwrap_or_else(|e| panic!("{file}: {e:#}"));
+    // Runtimes may repeat DEL; it must still succeed.
+    att.del(&list, Some(&result))
+        .unwrap_or_else(|e| panic!("{file}: second DEL: {e:#}"));
+    true
 }

@@ -21,7 +21,11 @@ struct Case {
     expect: Expect,
 }
 
-fn case(name: impl Into<String>, expect: Expect, edit: impl Fn(Invocation) -> Invocation + 'static) -> Case {
+fn case(
+    name: impl Into<String>,
+    expect: Expect,
+    edit: impl Fn(Invocation) -> Invocation + 'static,
+) -> Case {
     Case {
         name: name.into(),
         edit: Box::new(edit),
@@ -46,23 +50,41 @@ fn root_bad_inputs_give_the_spec_error_codes() {
     let regular_file = regular_file.to_string_lossy().into_owned();
 
     let mut cases = vec![
-        case("missing CNI_COMMAND", Expect::Code(4, Some("CNI_COMMAND")), |i| {
-            i.unset("CNI_COMMAND")
+        case(
+            "missing CNI_COMMAND",
+            Expect::Code(4, Some("CNI_COMMAND")),
+            |i| i.unset("CNI_COMMAND"),
+        ),
+        case("unknown CNI_COMMAND", Expect::Code(4, None), |i| {
+            i.command("ATTACH")
         }),
-        case("unknown CNI_COMMAND", Expect::Code(4, None), |i| i.command("ATTACH")),
-        case("lower-case CNI_COMMAND", Expect::Code(4, None), |i| i.command("add")),
-        case("ADD without CNI_CONTAINERID", Expect::Code(4, Some("CNI_CONTAINERID")), |i| {
-            i.unset("CNI_CONTAINERID")
+        case("lower-case CNI_COMMAND", Expect::Code(4, None), |i| {
+            i.command("add")
         }),
-        case("ADD without CNI_NETNS", Expect::Code(4, Some("CNI_NETNS")), |i| {
-            i.unset("CNI_NETNS")
+        case(
+            "ADD without CNI_CONTAINERID",
+            Expect::Code(4, Some("CNI_CONTAINERID")),
+            |i| i.unset("CNI_CONTAINERID"),
+        ),
+        case(
+            "ADD without CNI_NETNS",
+            Expect::Code(4, Some("CNI_NETNS")),
+            |i| i.unset("CNI_NETNS"),
+        ),
+        case(
+            "ADD without CNI_IFNAME",
+            Expect::Code(4, Some("CNI_IFNAME")),
+            |i| i.unset("CNI_IFNAME"),
+        ),
+        case("stdin not JSON", Expect::Code(6, None), |i| {
+            i.stdin(b"not json".to_vec())
         }),
-        case("ADD without CNI_IFNAME", Expect::Code(4, Some("CNI_IFNAME")), |i| {
-            i.unset("CNI_IFNAME")
+        case("stdin empty", Expect::Code(6, None), |i| {
+            i.stdin(Vec::new())
         }),
-        case("stdin not JSON", Expect::Code(6, None), |i| i.stdin(b"not json".to_vec())),
-        case("stdin empty", Expect::Code(6, None), |i| i.stdin(Vec::new())),
-        case("stdin a JSON array", Expect::Code(6, None), |i| i.stdin(b"[1,2]".to_vec())),
+        case("stdin a JSON array", Expect::Code(6, None), |i| {
+            i.stdin(b"[1,2]".to_vec())
+        }),
         case("cniVersion 9.9.9", Expect::Code(1, None), |i| {
             let mut c = loopback_conf("9.9.9");
             c["cniVersion"] = json!("9.9.9");
@@ -83,23 +105,44 @@ fn root_bad_inputs_give_the_spec_error_codes() {
             i.netns("/var/run/netns/cni-it-no-such-namespace")
         }),
     ];
+    let own = host.path_str();
+    cases.push(case(
+        "CNI_NETNS is the plugin's own namespace",
+        Expect::Code(8, None),
+        move |i| i.netns(&own),
+    ));
     let rf = regular_file.clone();
-    cases.push(case("CNI_NETNS is a regular file", Expect::AnyError, move |i| i.netns(&rf)));
+    cases.push(case(
+        "CNI_NETNS is a regular file",
+        Expect::AnyError,
+        move |i| i.netns(&rf),
+    ));
     for id in ["a/b", "../x", "-x", "", "a b", ".x", "x:y"] {
-        cases.push(case(format!("CNI_CONTAINERID {id:?}"), Expect::Code(4, None), move |i| {
-            i.container_id(id)
-        }));
+        cases.push(case(
+            format!("CNI_CONTAINERID {id:?}"),
+            Expect::Code(4, None),
+            move |i| i.container_id(id),
+        ));
     }
     for ifname in ["abcdefghijklmnop", "a/b", "a:b", "a b", ".", "..", ""] {
-        cases.push(case(format!("CNI_IFNAME {ifname:?}"), Expect::Code(4, None), move |i| {
-            i.ifname(ifname)
-        }));
+        cases.push(case(
+            format!("CNI_IFNAME {ifname:?}"),
+            Expect::Code(4, None),
+            move |i| i.ifname(ifname),
+        ));
     }
 
     let cid = unique_id("bad");
     let mut failures = Vec::new();
     for c in &cases {
-        let inv = Invocation::ours("loopback").cni("ADD", &host, &cid, &ctr.path_str(), "lo", &loopback_conf("1.0.0"));
+        let inv = Invocation::ours("loopback").cni(
+            "ADD",
+            &host,
+            &cid,
+            &ctr.path_str(),
+            "lo",
+            &loopback_conf("1.0.0"),
+        );
         let inv = (c.edit)(inv);
         let out = inv.run();
         let res = match c.expect {
@@ -116,7 +159,9 @@ fn root_bad_inputs_give_the_spec_error_codes() {
         }
     }
     if link_is_up(&ctr, "lo") {
-        failures.push("--- afterwards: a rejected ADD changed the container namespace (lo is UP)".into());
+        failures.push(
+            "--- afterwards: a rejected ADD changed the container namespace (lo is UP)".into(),
+        );
     }
     assert!(
         failures.is_empty(),

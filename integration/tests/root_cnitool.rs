@@ -88,14 +88,19 @@ fn root_cnitool_lists_predefined_networks_and_protects_them() {
         assert!(
             lines.iter().any(|l| {
                 let cols: Vec<&str> = l.split_whitespace().collect();
-                cols.get(1) == Some(&name) && cols.get(2) == Some(&driver) && cols.get(3) == Some(&"local")
+                cols.get(1) == Some(&name)
+                    && cols.get(2) == Some(&driver)
+                    && cols.get(3) == Some(&"local")
             }),
             "{name} missing in:\n{out}"
         );
     }
     for n in ["bridge", "host", "none"] {
         let err = c.fails(&["network", "rm", n]);
-        assert!(err.contains("pre-defined network and cannot be removed"), "{err}");
+        assert!(
+            err.contains("pre-defined network and cannot be removed"),
+            "{err}"
+        );
         let err = c.fails(&["network", "create", n]);
         assert!(err.contains("already exists"), "{err}");
     }
@@ -107,14 +112,53 @@ fn root_cnitool_lists_predefined_networks_and_protects_them() {
 #[test]
 fn root_cnitool_create_validates_like_docker() {
     let c = Cli::new("create");
-    let id = c.ok(&["network", "create", "--subnet", "10.40.0.0/24", "--label", "team=a", "n1"]);
+    let id = c.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.40.0.0/24",
+        "--label",
+        "team=a",
+        "n1",
+    ]);
     assert_eq!(id.trim().len(), 64);
     let cases: &[(&[&str], &str)] = &[
-        (&["network", "create", "n1"], "network with name n1 already exists"),
-        (&["network", "create", "--subnet", "10.40.0.0/16", "n2"], "Pool overlaps"),
-        (&["network", "create", "--subnet", "172.17.5.0/24", "n2"], "Pool overlaps"),
-        (&["network", "create", "--subnet", "10.41.0.0/24", "--gateway", "10.42.0.1", "n2"], "no matching subnet for gateway"),
-        (&["network", "create", "--subnet", "10.41.0.0/24", "--ip-range", "10.43.0.0/25", "n2"], "no matching subnet for range"),
+        (
+            &["network", "create", "n1"],
+            "network with name n1 already exists",
+        ),
+        (
+            &["network", "create", "--subnet", "10.40.0.0/16", "n2"],
+            "Pool overlaps",
+        ),
+        (
+            &["network", "create", "--subnet", "172.17.5.0/24", "n2"],
+            "Pool overlaps",
+        ),
+        (
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.41.0.0/24",
+                "--gateway",
+                "10.42.0.1",
+                "n2",
+            ],
+            "no matching subnet for gateway",
+        ),
+        (
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.41.0.0/24",
+                "--ip-range",
+                "10.43.0.0/25",
+                "n2",
+            ],
+            "no matching subnet for range",
+        ),
         (&["network", "create", "-d", "weave", "n2"], "drivers are"),
         (&["network", "create", "-d", "macvlan", "n2"], "parent"),
         (&["network", "create", "-o", "bogus=1", "n2"], "bogus"),
@@ -132,20 +176,37 @@ fn root_cnitool_create_validates_like_docker() {
     assert_eq!(v[0]["IPAM"]["Config"][0]["Subnet"], "172.18.0.0/16");
     assert_eq!(v[0]["IPAM"]["Config"][0]["Gateway"], "172.18.0.1");
 
-    let json_lines = c.ok(&["network", "ls", "--format", "json", "--filter", "label=team=a"]);
-    let rows: Vec<Value> = json_lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let json_lines = c.ok(&[
+        "network",
+        "ls",
+        "--format",
+        "json",
+        "--filter",
+        "label=team=a",
+    ]);
+    let rows: Vec<Value> = json_lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["Name"], "n1");
     assert_eq!(rows[0]["Labels"], "team=a");
     let custom = c.ok(&["network", "ls", "-q", "--filter", "type=custom"]);
     assert_eq!(custom.lines().count(), 2);
 
-    let conflist: Value = serde_json::from_slice(&std::fs::read(c.dir.join("net.d/n1.conflist")).unwrap()).unwrap();
+    let conflist: Value =
+        serde_json::from_slice(&std::fs::read(c.dir.join("net.d/n1.conflist")).unwrap()).unwrap();
     assert_eq!(conflist["plugins"][0]["type"], "bridge");
-    assert_eq!(conflist["plugins"][0]["ipam"]["ranges"][0][0]["subnet"], "10.40.0.0/24");
+    assert_eq!(
+        conflist["plugins"][0]["ipam"]["ranges"][0][0]["subnet"],
+        "10.40.0.0/24"
+    );
 
     let pruned = c.ok(&["network", "prune", "-f"]);
-    assert!(pruned.contains("auto1") && pruned.contains("n1"), "{pruned}");
+    assert!(
+        pruned.contains("auto1") && pruned.contains("n1"),
+        "{pruned}"
+    );
     assert!(!c.dir.join("net.d/n1.conflist").exists());
 }
 
@@ -164,7 +225,11 @@ fn root_cnitool_none_gives_loopback_only_and_host_needs_nothing() {
     let host = c.ok(&["network", "connect", "host", &sb]);
     assert!(host.contains("needs no attachment"), "{host}");
     let ls = c.ok(&["sandbox", "ls"]);
-    assert!(ls.lines().any(|l| l.starts_with(&sb) && l.contains("none(lo)")), "{ls}");
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with(&sb) && l.contains("none(lo)")),
+        "{ls}"
+    );
     c.ok(&["network", "disconnect", "none", &sb]);
     let err = c.fails(&["network", "disconnect", "none", &sb]);
     assert!(err.contains("is not connected"), "{err}");
@@ -183,29 +248,41 @@ fn root_cnitool_upstream_verbs_run_a_conflist_and_cache_like_go_libcni() {
     .unwrap();
     let sb = c.sandbox("sbv");
     let path = format!("/var/run/netns/{sb}");
-    c.host.exec_ok(&["ip", "-n", &sb, "link", "set", "lo", "down"]);
+    c.host
+        .exec_ok(&["ip", "-n", &sb, "link", "set", "lo", "down"]);
     let res: Value = serde_json::from_str(&c.ok(&["add", "lonet", &path])).unwrap();
     assert_eq!(res["cniVersion"], "1.1.0");
     assert_eq!(res["interfaces"][0]["name"], "lo");
-    let lo = c.host.exec_ok(&["ip", "-n", &sb, "-j", "link", "show", "lo"]);
+    let lo = c
+        .host
+        .exec_ok(&["ip", "-n", &sb, "-j", "link", "show", "lo"]);
     assert!(lo.contains("\"UP\""), "{lo}");
     c.ok(&["check", "lonet", &path]);
     c.ok(&["status", "lonet"]);
 
     // The cache entry is where and what Go's libcni writes.
     let results = c.dir.join("cache/results");
-    let files: Vec<_> = std::fs::read_dir(&results).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let files: Vec<_> = std::fs::read_dir(&results)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(files.len(), 1);
     let name = files[0].to_string_lossy().into_owned();
-    assert!(name.starts_with("lonet-cnitool-") && name.ends_with("-eth0"), "{name}");
-    let entry: Value = serde_json::from_slice(&std::fs::read(results.join(&name)).unwrap()).unwrap();
+    assert!(
+        name.starts_with("lonet-cnitool-") && name.ends_with("-eth0"),
+        "{name}"
+    );
+    let entry: Value =
+        serde_json::from_slice(&std::fs::read(results.join(&name)).unwrap()).unwrap();
     assert_eq!(entry["kind"], "cniCacheV1");
     assert_eq!(entry["netns"], path);
     assert_eq!(entry["result"], res);
 
     c.ok(&["del", "lonet", &path]);
     assert!(std::fs::read_dir(&results).unwrap().next().is_none());
-    let lo = c.host.exec_ok(&["ip", "-n", &sb, "-j", "link", "show", "lo"]);
+    let lo = c
+        .host
+        .exec_ok(&["ip", "-n", &sb, "-j", "link", "show", "lo"]);
     assert!(!lo.contains("\"UP\""), "{lo}");
     // DEL again, and CHECK without a cached result, behave as libcni's.
     c.ok(&["del", "lonet", &path]);

@@ -3,7 +3,9 @@
 //! only iproute2 and the kernel, no plugin of ours.
 
 use integration::netns::unique_ifname;
-use integration::state::{addr_cidrs, ipv4_cidrs, link, link_is_up, nft_tables, ping, tcp_exchange};
+use integration::state::{
+    addr_cidrs, ipv4_cidrs, link, link_is_up, nft_tables, ping, tcp_exchange,
+};
 use integration::{require_root, FakeHost, Invocation, Netns};
 
 fn root_ip_forward() -> String {
@@ -19,7 +21,11 @@ fn root_netns_is_created_and_removed_on_drop() {
     let ns = Netns::new("life");
     let path = ns.path();
     assert!(path.exists());
-    assert!(ns.name().len() <= 40, "netns names stay short: {}", ns.name());
+    assert!(
+        ns.name().len() <= 40,
+        "netns names stay short: {}",
+        ns.name()
+    );
     drop(ns);
     assert!(!path.exists(), "{} survived drop", path.display());
 }
@@ -44,10 +50,17 @@ fn root_fake_host_has_lo_up_and_keeps_the_root_namespace_untouched() {
     let before = root_ip_forward();
     let host = FakeHost::new("fwd");
     assert!(link_is_up(&host, "lo"));
-    assert!(!host.ip_forward(), "a fresh namespace starts with ip_forward=0");
+    assert!(
+        !host.ip_forward(),
+        "a fresh namespace starts with ip_forward=0"
+    );
     host.set_ip_forward(true);
     assert!(host.ip_forward());
-    assert_eq!(root_ip_forward(), before, "setting ip_forward in a fake host leaked to the root namespace");
+    assert_eq!(
+        root_ip_forward(),
+        before,
+        "setting ip_forward in a fake host leaked to the root namespace"
+    );
 }
 
 #[test]
@@ -71,7 +84,10 @@ fn root_plugin_runs_inside_the_fake_host() {
         .args(["-o", "link", "show", "dev", &marker])
         .output()
         .expect("running ip");
-    assert!(!root.status.success(), "the marker link leaked into the root namespace");
+    assert!(
+        !root.status.success(),
+        "the marker link leaked into the root namespace"
+    );
 }
 
 #[test]
@@ -85,8 +101,14 @@ fn root_env_is_exactly_what_the_invocation_sets() {
         .run();
     out.expect_ok();
     let s = out.stdout_str();
-    assert!(s.contains("CNI_COMMAND=ADD") && s.contains("CNI_IFNAME=eth0"), "{s}");
-    assert!(!s.contains("CNI_NETNS") && !s.contains("CNI_CONTAINERID"), "{s}");
+    assert!(
+        s.contains("CNI_COMMAND=ADD") && s.contains("CNI_IFNAME=eth0"),
+        "{s}"
+    );
+    assert!(
+        !s.contains("CNI_NETNS") && !s.contains("CNI_CONTAINERID"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -103,7 +125,18 @@ fn root_veth_pair_between_namespaces_carries_ping_and_tcp() {
     let a = Netns::new("pa");
     let b = Netns::new("pb");
     let (va, vb) = (unique_ifname("va"), unique_ifname("vb"));
-    a.ip_ok(&["link", "add", &va, "type", "veth", "peer", "name", &vb, "netns", b.name()]);
+    a.ip_ok(&[
+        "link",
+        "add",
+        &va,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &vb,
+        "netns",
+        b.name(),
+    ]);
     a.ip_ok(&["addr", "add", "10.199.0.1/30", "dev", &va]);
     b.ip_ok(&["addr", "add", "10.199.0.2/30", "dev", &vb]);
     a.link_up(&va);
@@ -112,14 +145,23 @@ fn root_veth_pair_between_namespaces_carries_ping_and_tcp() {
     assert!(addr_cidrs(&a, &va).contains(&"10.199.0.1/30".to_string()));
     assert!(ping(&a, "10.199.0.2"), "ping a -> b");
     tcp_exchange(&b, &a, "10.199.0.2", 8080).expect("tcp a -> b");
-    assert!(!ping(&a, "10.199.0.9"), "ping to an absent address must fail");
+    assert!(
+        !ping(&a, "10.199.0.9"),
+        "ping to an absent address must fail"
+    );
 }
 
 #[test]
 fn root_nft_ruleset_is_read_per_namespace() {
     require_root();
     let ns = Netns::new("nft");
-    assert!(nft_tables(&ns).is_empty(), "a fresh namespace has no nftables tables");
+    assert!(
+        nft_tables(&ns).is_empty(),
+        "a fresh namespace has no nftables tables"
+    );
     ns.exec_ok(&["nft", "add", "table", "inet", "cni_it_test"]);
-    assert_eq!(nft_tables(&ns), vec![("inet".to_string(), "cni_it_test".to_string())]);
+    assert_eq!(
+        nft_tables(&ns),
+        vec![("inet".to_string(), "cni_it_test".to_string())]
+    );
 }

@@ -23,7 +23,14 @@ impl Fixture {
 
     fn call(&self, command: &str, conf: &Value) -> Outcome {
         Invocation::ours("loopback")
-            .cni(command, &self.host, &self.cid, &self.ctr.path_str(), "lo", conf)
+            .cni(
+                command,
+                &self.host,
+                &self.cid,
+                &self.ctr.path_str(),
+                "lo",
+                conf,
+            )
             .run()
     }
 
@@ -38,7 +45,11 @@ impl Fixture {
     fn add(&self, version: &str) -> Value {
         let out = self.call("ADD", &loopback_conf(version));
         let v = out.expect_ok_json();
-        assert!(out.stderr_str().trim().is_empty(), "ADD logged on stderr by default:\n{}", out.report());
+        assert!(
+            out.stderr_str().trim().is_empty(),
+            "ADD logged on stderr by default:\n{}",
+            out.report()
+        );
         v
     }
 
@@ -53,7 +64,9 @@ impl Fixture {
     }
 
     fn has_ipv6_loopback(&self) -> bool {
-        addrs(&self.ctr, Some("lo")).iter().any(|a| a.local == "::1")
+        addrs(&self.ctr, Some("lo"))
+            .iter()
+            .any(|a| a.local == "::1")
     }
 }
 
@@ -65,7 +78,9 @@ fn assert_loopback_result(f: &Fixture, version: &str, r: &Value) {
         json!([{"name": "lo", "mac": "00:00:00:00:00:00", "sandbox": f.ctr.path_str()}]),
         "{ctx}"
     );
-    let ips = r["ips"].as_array().unwrap_or_else(|| panic!("no ips: {ctx}"));
+    let ips = r["ips"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no ips: {ctx}"));
     let legacy = matches!(version, "0.3.0" | "0.3.1" | "0.4.0");
     let mut want = vec![("127.0.0.1/8", "4")];
     if f.has_ipv6_loopback() {
@@ -79,9 +94,15 @@ fn assert_loopback_result(f: &Fixture, version: &str, r: &Value) {
             .unwrap_or_else(|| panic!("no {addr} in ips: {ctx}"));
         assert_eq!(ip["interface"], 0, "{ctx}");
         if legacy {
-            assert_eq!(ip["version"], fam, "ips[].version is required before 1.0.0: {ctx}");
+            assert_eq!(
+                ip["version"], fam,
+                "ips[].version is required before 1.0.0: {ctx}"
+            );
         } else {
-            assert!(ip.get("version").is_none(), "ips[].version is gone in 1.x: {ctx}");
+            assert!(
+                ip.get("version").is_none(),
+                "ips[].version is gone in 1.x: {ctx}"
+            );
         }
     }
 }
@@ -102,7 +123,8 @@ fn root_del_brings_lo_down_and_prints_nothing() {
     let f = Fixture::new("del");
     let r = f.add("1.0.0");
     assert!(f.lo_up());
-    f.call("DEL", &Fixture::with_prev("1.0.0", &r)).expect_ok_silent();
+    f.call("DEL", &Fixture::with_prev("1.0.0", &r))
+        .expect_ok_silent();
     assert!(!f.lo_up(), "lo still UP after DEL");
 }
 
@@ -132,7 +154,8 @@ fn root_del_succeeds_when_the_netns_is_gone() {
     let path = gone.path_str();
     drop(gone);
     assert!(!std::path::Path::new(&path).exists());
-    f.call_netns("DEL", Some(&path), &loopback_conf("1.0.0")).expect_ok_silent();
+    f.call_netns("DEL", Some(&path), &loopback_conf("1.0.0"))
+        .expect_ok_silent();
 }
 
 #[test]
@@ -147,7 +170,12 @@ fn root_add_with_prev_result_returns_it() {
     let f = Fixture::new("prev");
     let out = f.call("ADD", &Fixture::with_prev("1.0.0", &prev));
     let r = out.expect_ok_json();
-    assert_eq!(r, prev, "ADD with prevResult must output it unchanged:\n{}", out.report());
+    assert_eq!(
+        r,
+        prev,
+        "ADD with prevResult must output it unchanged:\n{}",
+        out.report()
+    );
     assert!(f.lo_up(), "lo not UP after ADD with prevResult");
 
     // A 0.4.0 chain: prevResult arrives in 0.4.0 shape and comes back so.
@@ -168,7 +196,8 @@ fn root_add_then_check_succeeds() {
     for version in ["0.4.0", "1.0.0", "1.1.0"] {
         let f = Fixture::new("check");
         let r = f.add(version);
-        f.call("CHECK", &Fixture::with_prev(version, &r)).expect_ok_silent();
+        f.call("CHECK", &Fixture::with_prev(version, &r))
+            .expect_ok_silent();
     }
 }
 
@@ -176,7 +205,8 @@ fn root_add_then_check_succeeds() {
 fn root_check_before_0_4_0_is_error_1() {
     let f = Fixture::new("chk031");
     let r = f.add("0.3.1");
-    f.call("CHECK", &Fixture::with_prev("0.3.1", &r)).expect_error(1);
+    f.call("CHECK", &Fixture::with_prev("0.3.1", &r))
+        .expect_error(1);
 }
 
 #[test]
@@ -219,7 +249,11 @@ fn root_add_stdout_is_exactly_one_json_document() {
     out.expect_ok();
     let mut docs = serde_json::Deserializer::from_slice(out.stdout()).into_iter::<Value>();
     assert!(docs.next().is_some_and(|d| d.is_ok()), "{}", out.report());
-    assert!(docs.next().is_none(), "more than one JSON document:\n{}", out.report());
+    assert!(
+        docs.next().is_none(),
+        "more than one JSON document:\n{}",
+        out.report()
+    );
 }
 
 #[test]

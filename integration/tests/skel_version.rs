@@ -5,7 +5,10 @@ use integration::{Invocation, OUR_VERSIONS};
 use serde_json::json;
 
 fn version(stdin: &[u8]) -> integration::Outcome {
-    Invocation::ours("loopback").command("VERSION").stdin(stdin.to_vec()).run()
+    Invocation::ours("loopback")
+        .command("VERSION")
+        .stdin(stdin.to_vec())
+        .run()
 }
 
 #[test]
@@ -50,14 +53,21 @@ fn version_accepts_any_or_empty_stdin_config() {
 fn version_stdout_is_exactly_one_json_document() {
     let out = version(br#"{"cniVersion":"1.0.0"}"#);
     out.expect_ok();
-    let mut docs = serde_json::Deserializer::from_slice(out.stdout()).into_iter::<serde_json::Value>();
+    let mut docs =
+        serde_json::Deserializer::from_slice(out.stdout()).into_iter::<serde_json::Value>();
     assert!(docs.next().is_some_and(|d| d.is_ok()), "{}", out.report());
-    assert!(docs.next().is_none(), "more than one JSON document:\n{}", out.report());
+    assert!(
+        docs.next().is_none(),
+        "more than one JSON document:\n{}",
+        out.report()
+    );
 }
 
 #[test]
 fn missing_cni_command_is_error_4_naming_it() {
-    let out = Invocation::ours("loopback").stdin(br#"{"cniVersion":"1.0.0"}"#.to_vec()).run();
+    let out = Invocation::ours("loopback")
+        .stdin(br#"{"cniVersion":"1.0.0"}"#.to_vec())
+        .run();
     out.expect_error(4);
     assert!(out.error_msg().contains("CNI_COMMAND"), "{}", out.report());
 }

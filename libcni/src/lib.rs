@@ -1,7 +1,11 @@
 //! Shared code of the plugin suite: the CNI wire types, the plugin skeleton,
 //! namespace and netlink helpers, and (later) the runtime and CNM mapping.
 
+pub mod arp;
+pub mod cnm;
 pub mod error;
+pub mod firewall;
+pub mod ifconfig;
 pub mod invoke;
 pub mod ipam;
 pub mod log;

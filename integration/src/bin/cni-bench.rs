@@ -75,11 +75,22 @@ trait Scenario {
             Contender::plugin(Binary::Reference, self.plugin()),
         ]
     }
+    /// How many samples to take when `requested` were asked for: slow
+    /// scenarios (a bridge DEL waits ~20 ms in the kernel) may take fewer.
+    fn samples(&self, requested: usize) -> usize {
+        requested
+    }
     /// Untimed, once, before the first sample.
     fn setup(&mut self, _ctx: &Ctx, _contenders: usize) -> Result<()> {
         Ok(())
     }
-    fn prepare(&mut self, ctx: &Ctx, who: &Contender, slot: usize, sample: usize) -> Result<Vec<Invocation>>;
+    fn prepare(
+        &mut self,
+        ctx: &Ctx,
+        who: &Contender,
+        slot: usize,
+        sample: usize,
+    ) -> Result<Vec<Invocation>>;
     /// Untimed check of a sample's outcome; by default every process must exit 0.
     fn verify(&mut self, _who: &Contender, invs: &[Invocation], outs: &[Finished]) -> Result<()> {
         for (inv, out) in invs.iter().zip(outs) {
@@ -120,7 +131,13 @@ impl Scenario for VersionScenario {
             Contender::baseline("/bin/true"),
         ]
     }
-    fn prepare(&mut self, ctx: &Ctx, who: &Contender, _slot: usize, _sample: usize) -> Result<Vec<Invocation>> {
+    fn prepare(
+        &mut self,
+        ctx: &Ctx,
+        who: &Contender,
+        _slot: usize,
+        _sample: usize,
+    ) -> Result<Vec<Invocation>> {
         Ok(vec![Invocation::new(&who.path)
             .command("VERSION")
             .stdin_json(&json!({"cniVersion": CNI_VERSION}))
@@ -148,10 +165,27 @@ impl Scenario for LoopbackAdd {
         self.pool = Some(NetnsPool::new("blo", ctx.samples * contenders)?);
         Ok(())
     }
-    fn prepare(&mut self, ctx: &Ctx, who: &Contender, slot: usize, sample: usize) -> Result<Vec<Invocation>> {
-        let ns = self.pool.as_ref().expect("setup ran").get(slot * self.samples + sample);
+    fn prepare(
+        &mut self,
+        ctx: &Ctx,
+        who: &Contender,
+        slot: usize,
+        sample: usize,
+    ) -> Result<Vec<Invocation>> {
+        let ns = self
+            .pool
+            .as_ref()
+            .expect("setup ran")
+            .get(slot * self.samples + sample);
         Ok(vec![Invocation::new(&who.path)
-            .cni("ADD", &ctx.host, &format!("bench{sample}"), &ns.path_str(), "lo", &loopback_conf())
+            .cni(
+                "ADD",
+                &ctx.host,
+                &format!("bench{sample}"),
+                &ns.path_str(),
+                "lo",
+                &loopback_conf(),
+            )
             .timeout(None)])
     }
 }
@@ -175,10 +209,27 @@ impl Scenario for LoopbackDel {
         self.pool = Some(NetnsPool::new("bld", ctx.samples * contenders)?);
         Ok(())
     }
-    fn prepare(&mut self, ctx: &Ctx, who: &Contender, slot: usize, sample: usize) -> Result<Vec<Invocation>> {
-        let ns = self.pool.as_ref().expect("setup ran").get(slot * self.samples + sample);
+    fn prepare(
+        &mut self,
+        ctx: &Ctx,
+        who: &Contender,
+        slot: usize,
+        sample: usize,
+    ) -> Result<Vec<Invocation>> {
+        let ns = self
+            .pool
+            .as_ref()
+            .expect("setup ran")
+            .get(slot * self.samples + sample);
         let cid = format!("bench{sample}");
-        let add = Invocation::new(&who.path).cni("ADD", &ctx.host, &cid, &ns.path_str(), "lo", &loopback_conf());
+        let add = Invocation::new(&who.path).cni(
+            "ADD",
+            &ctx.host,
+            &cid,
+            &ns.path_str(),
+            "lo",
+            &loopback_conf(),
+        );
         let out = add.run();
         if !out.success() {
             bail!("untimed ADD before DEL failed:\n{}", out.report());
@@ -191,8 +242,15 @@ impl Scenario for LoopbackDel {
     }
 }
 
+#[path = "../bench/host_local.rs"]
+mod host_local;
+#[path = "../bench/macvlan.rs"]
+mod macvlan;
+
 fn scenarios() -> Vec<Box<dyn Scenario>> {
     vec![
+        Box::new(host_local::SequentialAddDel::default()),
+        Box::new(macvlan::AddThenDel::default()),
         Box::new(VersionScenario { plugin: "loopback" }),
         Box::new(LoopbackAdd::default()),
         Box::new(LoopbackDel::default()),
@@ -209,17 +267,24 @@ struct Opts {
 
 fn env_usize(key: &str, default: usize) -> Result<usize> {
     match std::env::var(key) {
-        Ok(v) => v.parse().with_context(|| format!("{key}={v} is not a number")),
+        Ok(v) => v
+            .parse()
+            .with_context(|| format!("{key}={v} is not a number")),
         Err(_) => Ok(default),
     }
 }
 
 fn parse_opts() -> Result<Opts> {
     let mut o = Opts {
-        iters: env_usize("CNI_BENCH_ITERS", 200)?,
+        iters: env_usize("CNI_BENCH_ITERS", 500)?,
         warmup: env_usize("CNI_BENCH_WARMUP", 10)?,
         only: std::env::var("CNI_BENCH_ONLY")
-            .map(|v| v.split(',').filter(|s| !s.is_empty()).map(String::from).collect())
+            .map(|v| {
+                v.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default(),
         json: None,
         list: false,
@@ -300,15 +365,24 @@ fn bench_one(s: &mut dyn Scenario, host: FakeHost, o: &Opts) -> Result<(Vec<Row>
     contenders.retain(|c| {
         let ok = c.path.is_file();
         if !ok {
-            println!("  skipping {} for {}: {} not found", c.label, s.name(), c.path.display());
+            println!(
+                "  skipping {} for {}: {} not found",
+                c.label,
+                s.name(),
+                c.path.display()
+            );
         }
         ok
     });
     if contenders.is_empty() {
         return Ok((Vec::new(), host));
     }
-    let total = o.warmup + o.iters;
-    let ctx = Ctx { host, samples: total };
+    let iters = s.samples(o.iters).max(1);
+    let total = o.warmup + iters;
+    let ctx = Ctx {
+        host,
+        samples: total,
+    };
     s.setup(&ctx, contenders.len())?;
     let mut samples = vec![Samples::default(); contenders.len()];
     for it in 0..total {
@@ -360,7 +434,14 @@ fn size_of(p: &Path) -> Option<u64> {
     std::fs::metadata(p).ok().map(|m| m.len())
 }
 
-fn main() -> Result<()> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("cni-bench: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn run() -> Result<()> {
     let o = parse_opts()?;
     let mut all = scenarios();
     if o.list {
@@ -375,15 +456,23 @@ fn main() -> Result<()> {
     all.retain(|s| o.only.is_empty() || o.only.iter().any(|f| s.name().contains(f.as_str())));
 
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     println!(
         "cni-bench: {} samples per implementation (+{} warm-up), cniVersion {CNI_VERSION}, kernel {}, {cpus} CPUs",
         o.iters,
         o.warmup,
         kernel.trim()
     );
-    println!("ours: {}   reference: {}", paths::our_bin_dir().display(), paths::ref_bin_dir().display());
-    println!("latency = fork+exec+run+exit of the plugin process alone, inside a fake host netns\n");
+    println!(
+        "ours: {}   reference: {}",
+        paths::our_bin_dir().display(),
+        paths::ref_bin_dir().display()
+    );
+    println!(
+        "latency = fork+exec+run+exit of the plugin process alone, inside a fake host netns\n"
+    );
 
     let mut host = FakeHost::new("bench");
     let mut rows = Vec::new();
@@ -406,16 +495,26 @@ fn main() -> Result<()> {
         rows.extend(r);
     }
 
+    let w = rows
+        .iter()
+        .map(|r| r.scenario.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
     println!(
-        "{:<22} {:<10} {:>5} {:>10} {:>10} {:>10} {:>12}",
+        "{:<w$} {:<10} {:>5} {:>10} {:>10} {:>10} {:>12}",
         "scenario", "impl", "n", "median", "p95", "peak RSS", "median/ref"
     );
-    println!("{}", "-".repeat(85));
+    println!("{}", "-".repeat(w + 63));
     let mut last = String::new();
     for r in &rows {
-        let name = if r.scenario == last { "" } else { r.scenario.as_str() };
+        let name = if r.scenario == last {
+            ""
+        } else {
+            r.scenario.as_str()
+        };
         println!(
-            "{:<22} {:<10} {:>5} {:>8.3}ms {:>8.3}ms {:>6.1} MiB {:>12}",
+            "{:<w$} {:<10} {:>5} {:>8.3}ms {:>8.3}ms {:>6.1} MiB {:>12}",
             name,
             r.label,
             r.n,
@@ -427,12 +526,18 @@ fn main() -> Result<()> {
         last = r.scenario.clone();
     }
 
-    println!("\n{:<16} {:>12} {:>12} {:>8}", "binary", "ours", "reference", "ratio");
+    println!(
+        "\n{:<16} {:>12} {:>12} {:>8}",
+        "binary", "ours", "reference", "ratio"
+    );
     println!("{}", "-".repeat(51));
     for p in &plugins {
         let a = size_of(&Binary::Ours.path(p));
         let b = size_of(&Binary::Reference.path(p));
-        let fmt = |s: Option<u64>| s.map(|s| format!("{:.2} MiB", s as f64 / 1048576.0)).unwrap_or("-".into());
+        let fmt = |s: Option<u64>| {
+            s.map(|s| format!("{:.2} MiB", s as f64 / 1048576.0))
+                .unwrap_or("-".into())
+        };
         let ratio = match (a, b) {
             (Some(a), Some(b)) if b > 0 => format!("{:.2}x", a as f64 / b as f64),
             _ => String::new(),

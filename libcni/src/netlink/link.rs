@@ -7,8 +7,8 @@ use std::os::fd::AsRawFd;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
 use netlink_packet_route::link::{
     InfoBridgePort, InfoData, InfoKind, InfoMacVlan, InfoPortData, InfoPortKind, InfoVeth,
-    InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode as NlMacVlanMode,
-    State,
+    InfoVlan, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    MacVlanMode as NlMacVlanMode, State,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -46,6 +46,11 @@ pub struct Link {
     pub macvlan_mode: Option<MacvlanMode>,
     /// VXLAN id, when `kind` is vxlan.
     pub vxlan_id: Option<u32>,
+    /// The rest of a VXLAN device's settings, when `kind` is vxlan: what an
+    /// overlay compares with its config to decide whether to reuse it.
+    pub vxlan: Option<VxlanInfo>,
+    /// 802.1Q id, when `kind` is vlan.
+    pub vlan_id: Option<u16>,
 }
 
 /// RFC 2863 operational state (IFLA_OPERSTATE).
@@ -121,6 +126,21 @@ pub struct MacvlanSpec<'a> {
     pub mtu: Option<u32>,
     pub mac: Option<Mac>,
     pub netns: Option<&'a NetNs>,
+    /// IFLA_MACVLAN_BC_QUEUE_LEN: how many broadcast frames may wait for
+    /// delivery to the macvlans of one parent (kernel default 1000); None
+    /// leaves the kernel's value.
+    pub bc_queue_len: Option<u32>,
+}
+
+/// An 802.1Q sub-interface (`ip link add link eth0 name eth0.20 type vlan
+/// id 20`), created in the socket's namespace on `parent`.
+#[derive(Debug, Default, Clone)]
+pub struct VlanSpec {
+    pub name: String,
+    pub parent: u32,
+    /// 1-4094.
+    pub id: u16,
+    pub mtu: Option<u32>,
 }
 
 /// A VXLAN device.
@@ -140,6 +160,17 @@ pub struct VxlanSpec {
     pub ttl: Option<u8>,
     pub mtu: Option<u32>,
     pub mac: Option<Mac>,
+}
+
+/// A VXLAN device's settings as read back (IFLA_VXLAN_*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VxlanInfo {
+    /// UDP destination port.
+    pub port: Option<u16>,
+    pub local: Option<IpAddr>,
+    /// Underlay device index.
+    pub underlay: Option<u32>,
+    pub learning: bool,
 }
 
 /// Bridge port options (IFLA_BRPORT_*); None leaves an option unchanged.
@@ -341,6 +372,14 @@ impl Netlink {
         self.create(msg, format_args!("create macvlan {}", spec.name))
     }
 
+    /// Create an 802.1Q link; kernels built without 802.1Q refuse it with
+    /// EOPNOTSUPP ("Unknown device type").
+    pub fn create_vlan(&mut self, spec: &VlanSpec) -> Result<()> {
+        check_ifname(&spec.name)?;
+        let msg = vlan_msg(spec)?;
+        self.create(msg, format_args!("create vlan {}", spec.name))
+    }
+
     pub fn create_vxlan(&mut self, spec: &VxlanSpec) -> Result<()> {
         check_ifname(&spec.name)?;
         let msg = vxlan_msg(spec)?;
@@ -395,6 +434,10 @@ pub(super) fn macvlan_msg(spec: &MacvlanSpec) -> LinkMessage {
         MacvlanMode::Vepa => NlMacVlanMode::Vepa,
         MacvlanMode::Passthru => NlMacVlanMode::Passthrough,
     };
+    let mut data = vec![InfoMacVlan::Mode(mode)];
+    if let Some(len) = spec.bc_queue_len {
+        data.push(InfoMacVlan::BcQueueLen(len));
+    }
     let mut msg = LinkMessage::default();
     common_attrs(&mut msg, &spec.name, spec.mtu, spec.mac);
     msg.attributes.push(LinkAttribute::Link(spec.parent));
@@ -403,9 +446,26 @@ pub(super) fn macvlan_msg(spec: &MacvlanSpec) -> LinkMessage {
     }
     msg.attributes.push(LinkAttribute::LinkInfo(vec![
         LinkInfo::Kind(InfoKind::MacVlan),
-        LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(mode)])),
+        LinkInfo::Data(InfoData::MacVlan(data)),
     ]));
     msg
+}
+
+pub(super) fn vlan_msg(spec: &VlanSpec) -> Result<LinkMessage> {
+    if spec.id == 0 || spec.id > 4094 {
+        return Err(Error::invalid_config(format!(
+            "vlan {}: id {} out of range 1-4094",
+            spec.name, spec.id
+        )));
+    }
+    let mut msg = LinkMessage::default();
+    common_attrs(&mut msg, &spec.name, spec.mtu, None);
+    msg.attributes.push(LinkAttribute::Link(spec.parent));
+    msg.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::Vlan),
+        LinkInfo::Data(InfoData::Vlan(vec![InfoVlan::Id(spec.id)])),
+    ]));
+    Ok(msg)
 }
 
 pub(super) fn vxlan_msg(spec: &VxlanSpec) -> Result<LinkMessage> {
@@ -483,12 +543,27 @@ fn parse_link_info(link: &mut Link, infos: Vec<LinkInfo>) {
                     }
                 }
             }
-            LinkInfo::Data(InfoData::Vxlan(attrs)) => {
+            LinkInfo::Data(InfoData::Vlan(attrs)) => {
                 for a in attrs {
-                    if let InfoVxlan::Id(id) = a {
-                        link.vxlan_id = Some(id);
+                    if let InfoVlan::Id(id) = a {
+                        link.vlan_id = Some(id);
                     }
                 }
+            }
+            LinkInfo::Data(InfoData::Vxlan(attrs)) => {
+                let mut vx = VxlanInfo::default();
+                for a in attrs {
+                    match a {
+                        InfoVxlan::Id(id) => link.vxlan_id = Some(id),
+                        InfoVxlan::Port(p) => vx.port = Some(p),
+                        InfoVxlan::Local(a) => vx.local = Some(IpAddr::V4(a)),
+                        InfoVxlan::Local6(a) => vx.local = Some(IpAddr::V6(a)),
+                        InfoVxlan::Link(l) if l != 0 => vx.underlay = Some(l),
+                        InfoVxlan::Learning(on) => vx.learning = on,
+                        _ => {}
+                    }
+                }
+                link.vxlan = Some(vx);
             }
             _ => {}
         }

@@ -12,6 +12,7 @@
 //! breaks often, and only this module should have to follow it.
 
 mod addr;
+mod bridge_vlan;
 mod link;
 mod neigh;
 mod route;
@@ -24,8 +25,10 @@ use crate::error::{Error, Result};
 use crate::netns::NetNs;
 
 pub use addr::{AddrScope, Address};
+pub use bridge_vlan::PortVlan;
 pub use link::{
-    BridgePortFlags, BridgeSpec, Link, MacvlanMode, MacvlanSpec, OperState, VethSpec, VxlanSpec,
+    BridgePortFlags, BridgeSpec, Link, MacvlanMode, MacvlanSpec, OperState, VethSpec, VlanSpec,
+    VxlanInfo, VxlanSpec,
 };
 pub use neigh::{NeighFamily, NeighMode, Neighbour};
 pub use route::{Route, RouteScope, RouteType, RT_TABLE_MAIN};

@@ -294,10 +294,12 @@ impl CniResult {
             };
             match slot {
                 Some(b) => b.routes.push(r),
-                None => return Err(Error::incompatible_version(format!(
+                None => {
+                    return Err(Error::incompatible_version(format!(
                     "cannot convert result to {version}: route to {} has no address of its family",
                     r.dst
-                ))),
+                )))
+                }
             }
         }
         let Ok(Value::Object(map)) = serde_json::to_value(&l) else {
