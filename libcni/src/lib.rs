@@ -2,6 +2,7 @@
 //! namespace and netlink helpers, and (later) the runtime and CNM mapping.
 
 pub mod arp;
+pub mod attach;
 pub mod cnm;
 pub mod error;
 pub mod firewall;

@@ -242,6 +242,8 @@ impl Scenario for LoopbackDel {
     }
 }
 
+#[path = "../bench/bridge.rs"]
+mod bridge;
 #[path = "../bench/host_local.rs"]
 mod host_local;
 #[path = "../bench/macvlan.rs"]
@@ -249,6 +251,8 @@ mod macvlan;
 
 fn scenarios() -> Vec<Box<dyn Scenario>> {
     vec![
+        Box::new(bridge::AddThenDel::default()),
+        Box::new(bridge::Parallel::default()),
         Box::new(host_local::SequentialAddDel::default()),
         Box::new(macvlan::AddThenDel::default()),
         Box::new(VersionScenario { plugin: "loopback" }),
