@@ -599,10 +599,12 @@ fn disconnect(args: &[String], s: &Settings) -> Result<()> {
 pub fn sandbox(args: &[String], s: &Settings) -> Result<()> {
     let usage = "usage: cnitool sandbox create|ls|rm NAME";
     match args {
-        [cmd, name] if cmd == "create" => endpoints::create_sandbox(&Sandbox::resolve(name)?),
+        [cmd, name] if cmd == "create" => {
+            endpoints::create_sandbox(&Sandbox::resolve(name)?, s.cni.cache.root())
+        }
         [cmd] if cmd == "ls" || cmd == "list" => {
             let eps = endpoints::endpoints(&s.cni, None)?;
-            let rows: Vec<[String; 2]> = endpoints::list_sandboxes()?
+            let rows: Vec<[String; 2]> = endpoints::list_sandboxes(s.cni.cache.root(), &eps)?
                 .into_iter()
                 .map(|name| {
                     let nets: Vec<String> = eps
@@ -622,7 +624,7 @@ pub fn sandbox(args: &[String], s: &Settings) -> Result<()> {
             for name in names {
                 let sb = Sandbox::resolve(name)?;
                 errs.check(endpoints::disconnect_all(&s.cni, &sb, &nets));
-                errs.check(endpoints::delete_sandbox(&sb));
+                errs.check(endpoints::delete_sandbox(&sb, s.cni.cache.root()));
             }
             errs.into_result()
         }

@@ -191,6 +191,18 @@ pub fn connect(
     }
     // The none network is loopback only: always `lo`.
     let none = net.network.as_ref().map(|n| n.driver) == Some(Driver::Null);
+    // As in Docker, the default route comes from the first network a
+    // sandbox joins; later ones add only their own subnet.
+    let has_endpoint = cni
+        .cache
+        .list()?
+        .iter()
+        .any(|c| c.container_id == sandbox.name && c.ifname != "lo");
+    let list = if has_endpoint && !none {
+        without_default_routes(list)?
+    } else {
+        list.clone()
+    };
     let rt = RuntimeConf {
         container_id: sandbox.name.clone(),
         netns: Some(sandbox.path.clone()),
@@ -202,7 +214,31 @@ pub fn connect(
         args: Vec::new(),
         capability_args: caps,
     };
-    cni.add(list, &rt).map(Some)
+    cni.add(&list, &rt).map(Some)
+}
+
+/// The chain with every IPAM default route (`0.0.0.0/0`, `::/0`) removed.
+fn without_default_routes(list: &LoadedList) -> Result<LoadedList> {
+    let mut raw = list.list.raw.clone();
+    if let Some(Value::Array(plugins)) = raw.get_mut("plugins") {
+        for p in plugins {
+            if let Some(Value::Array(routes)) = p.get_mut("ipam").and_then(|i| i.get_mut("routes"))
+            {
+                routes.retain(|r| {
+                    !matches!(
+                        r.get("dst").and_then(Value::as_str),
+                        Some("0.0.0.0/0") | Some("::/0")
+                    )
+                });
+            }
+        }
+    }
+    let bytes = serde_json::to_vec(&raw).map_err(|e| Error::internal(e.to_string()))?;
+    Ok(LoadedList {
+        list: NetConfList::from_slice(&bytes)?,
+        bytes,
+        source: list.source.clone(),
+    })
 }
 
 /// The chain an endpoint was made with: the network's current list, or
@@ -274,8 +310,15 @@ pub fn disconnect_all(cni: &CniConfig, sandbox: &Sandbox, nets: &[Entry]) -> Res
     errs.into_result()
 }
 
+/// Sandboxes this tool created are remembered as empty marker files
+/// under `<state>/sandboxes/`, so `sandbox ls` shows ours and not every
+/// namespace on the machine.
+fn marker_dir(state: &Path) -> PathBuf {
+    state.join("sandboxes")
+}
+
 /// Create a named namespace with `lo` up (what every Docker sandbox has).
-pub fn create_sandbox(sandbox: &Sandbox) -> Result<()> {
+pub fn create_sandbox(sandbox: &Sandbox, state: &Path) -> Result<()> {
     if sandbox.path.exists() {
         return Err(Error::invalid_config(format!(
             "sandbox {} already exists",
@@ -288,37 +331,52 @@ pub fn create_sandbox(sandbox: &Sandbox) -> Result<()> {
         ));
     }
     run_ip(&["netns", "add", &sandbox.name])?;
-    let up = || -> Result<()> {
+    let setup = || -> Result<()> {
         let ns = crate::netns::NetNs::open(&sandbox.path)?;
         let mut nl = crate::netlink::Netlink::new_in(&ns)?;
         let lo = nl.link_by_name("lo")?;
-        nl.set_link_up(lo.index)
+        nl.set_link_up(lo.index)?;
+        let dir = marker_dir(state);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::from_io(format!("create {}", dir.display()), e))?;
+        crate::store::write_atomic(
+            &dir.join(&sandbox.name),
+            b"",
+            0o600,
+            crate::store::Durability::None,
+        )
+        .map_err(|e| Error::from_io("record sandbox", e))
     };
-    if let Err(e) = up() {
+    if let Err(e) = setup() {
         let _ = run_ip(&["netns", "delete", &sandbox.name]);
         return Err(e);
     }
     Ok(())
 }
 
-pub fn delete_sandbox(sandbox: &Sandbox) -> Result<()> {
+pub fn delete_sandbox(sandbox: &Sandbox, state: &Path) -> Result<()> {
+    let _ = std::fs::remove_file(marker_dir(state).join(&sandbox.name));
     if !sandbox.path.exists() {
         return Ok(());
     }
     run_ip(&["netns", "delete", &sandbox.name])
 }
 
-/// Named sandboxes.
-pub fn list_sandboxes() -> Result<Vec<String>> {
-    let mut names: Vec<String> = match std::fs::read_dir(NETNS_DIR) {
+/// The sandboxes this tool created that still exist, and any other
+/// namespace that holds one of our endpoints.
+pub fn list_sandboxes(state: &Path, eps: &[Endpoint]) -> Result<Vec<String>> {
+    let mut names: Vec<String> = match std::fs::read_dir(marker_dir(state)) {
         Ok(rd) => rd
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.') && Path::new(NETNS_DIR).join(n).exists())
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(Error::from_io(format!("read {NETNS_DIR}"), e)),
+        Err(e) => return Err(Error::from_io("list sandboxes", e)),
     };
+    names.extend(eps.iter().map(|e| e.container_id.clone()));
     names.sort();
+    names.dedup();
     Ok(names)
 }
 

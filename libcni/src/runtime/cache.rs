@@ -74,6 +74,11 @@ impl ResultCache {
         }
     }
 
+    /// The cache directory itself (`/var/lib/cni` by default).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn results_dir(&self) -> PathBuf {
         self.root.join("results")
     }

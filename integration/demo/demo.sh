@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The Docker-networks story over CNI, in throw-away namespaces: two fake
+# hosts joined by a fake switch, user-defined bridge networks, isolation,
+# a `none` sandbox, a macvlan network on a veth parent and an overlay across
+# both hosts. Each step prints the command a user would type, then its
+# output. Nothing is installed and nothing touches this machine's network;
+# everything is removed at the end, also when a step fails.
+set -euo pipefail
+
+BIN=${BIN:-$(cd "$(dirname "$0")/../.." && pwd)/target/release}
+[ "$(id -u)" -eq 0 ] || { echo "the demo creates network namespaces: run it as root" >&2; exit 1; }
+for b in cnitool bridge macvlan vxlan-overlay loopback host-local; do
+  [ -x "$BIN/$b" ] || { echo "missing $BIN/$b: run 'just build' first" >&2; exit 1; }
+done
+
+TAG=$$
+HOST_A=demo-host-a-$TAG HOST_B=demo-host-b-$TAG SWITCH=demo-switch-$TAG
+SANDBOXES="web api db lonely printer ovl-a ovl-b"
+WORK=$(mktemp -d /tmp/cni-demo.XXXXXX)
+bold=""; dim=""; off=""
+if [ -t 1 ]; then bold=$'\033[1m'; dim=$'\033[2m'; off=$'\033[0m'; fi
+
+for s in $SANDBOXES; do
+  if [ -e "/var/run/netns/$s" ]; then
+    echo "a network namespace named '$s' already exists; the demo needs that name (remove it with 'ip netns del $s')" >&2
+    exit 1
+  fi
+done
+
+cleanup() {
+  set +e
+  for s in $SANDBOXES; do ip netns del "$s" 2>/dev/null; done
+  for n in $HOST_A $HOST_B $SWITCH; do ip netns del "$n" 2>/dev/null; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+say() { printf '\n%s# %s%s\n' "$dim" "$*" "$off"; }
+
+# Run cnitool on a fake host, with that host's own config, cache and leases.
+on() {
+  local host=$1; shift
+  printf '%s[%s]$ cnitool %s%s\n' "$bold" "${host%%-$TAG}" "$*" "$off"
+  nsenter --net=/var/run/netns/"$host" env \
+    NETCONFPATH="$WORK/$host/net.d" CNI_CACHE_DIR="$WORK/$host/cache" \
+    CNI_IPAM_DATA_DIR="$WORK/$host/ipam" CNI_PATH="$BIN" \
+    "$BIN/cnitool" "$@"
+}
+
+# A command a user would type, shown and run (it may fail on purpose).
+show() {
+  printf '%s$ %s%s\n' "$bold" "$*" "$off"
+  bash -c "$*" || printf '%s(exit status %s)%s\n' "$dim" "$?" "$off"
+}
+
+say "Setting the stage: two fake hosts joined by a fake switch (192.0.2.0/24), all network namespaces."
+ip netns add $SWITCH; ip netns add $HOST_A; ip netns add $HOST_B
+ip -n $SWITCH link add sw type bridge; ip -n $SWITCH link set sw up
+i=1
+for h in $HOST_A $HOST_B; do
+  ip -n $SWITCH link add port$i type veth peer name eth0 netns $h
+  ip -n $SWITCH link set port$i master sw up
+  ip -n $h link set lo up; ip -n $h link set eth0 up
+  ip -n $h addr add 192.0.2.$i/24 dev eth0
+  i=$((i + 1))
+done
+
+say "The pre-created networks, as 'docker network ls' shows them."
+on $HOST_A network ls
+
+say "Two user-defined bridge networks."
+on $HOST_A network create --subnet 10.1.0.0/24 frontend
+on $HOST_A network create --subnet 10.2.0.0/24 --label tier=data backend
+on $HOST_A network ls --filter type=custom
+
+say "Sandboxes (a container's network namespace), connected: web on frontend, db on backend, api on both."
+for s in web api db; do on $HOST_A sandbox create $s; done
+on $HOST_A network connect frontend web
+on $HOST_A network connect --alias api frontend api
+on $HOST_A network connect backend api
+on $HOST_A network connect --ip 10.2.0.50 backend db
+on $HOST_A sandbox ls
+on $HOST_A network inspect frontend
+
+say "Inside a network, containers talk; api reaches both networks."
+show "ip -n web -br addr show eth0"
+show "ip netns exec web ping -c1 -W1 10.1.0.3 | sed -n 2p"
+show "ip netns exec api ping -c1 -W1 10.2.0.50 | sed -n 2p"
+
+say "Across networks they do not (Docker's isolation): web cannot reach db."
+show "ip netns exec web ping -c1 -W1 10.2.0.50 | tail -2"
+
+say "A sandbox on the 'none' network has only loopback; 'host' needs no attachment."
+on $HOST_A sandbox create lonely
+on $HOST_A network connect none lonely
+show "ip -n lonely -br addr"
+on $HOST_A network connect host lonely
+
+say "A macvlan network on host A's uplink: the sandbox gets its own MAC and an address on the wire."
+on $HOST_A network create -d macvlan --subnet 192.0.2.0/24 --ip-range 192.0.2.64/26 -o parent=eth0 lan
+on $HOST_A sandbox create printer
+on $HOST_A network connect lan printer
+show "ip -n printer -br link show eth0"
+show "ip netns exec printer ping -c1 -W1 192.0.2.2 | sed -n 2p"
+
+say "An overlay across both hosts: one subnet, a disjoint --ip-range per host, VXLAN VNI 4097 between them."
+on $HOST_A network create -d overlay --subnet 10.50.0.0/24 --ip-range 10.50.0.0/25 -o vni=4097 -o peers=192.0.2.2 -o underlay=eth0 ovl
+on $HOST_B network create -d overlay --subnet 10.50.0.0/24 --ip-range 10.50.0.128/25 -o vni=4097 -o peers=192.0.2.1 -o underlay=eth0 ovl
+on $HOST_A sandbox create ovl-a
+on $HOST_B sandbox create ovl-b
+on $HOST_A network connect ovl ovl-a
+on $HOST_B network connect ovl ovl-b
+show "ip -n ovl-a -br addr show eth0; ip -n ovl-b -br addr show eth0"
+show "ip netns exec ovl-a ping -c2 -W1 \$(ip -n ovl-b -4 -br addr show eth0 | awk '{print \$3}' | cut -d/ -f1) | tail -2"
+
+say "A network with endpoints cannot be removed; the pre-created ones never can."
+on $HOST_A network rm frontend || true
+on $HOST_A network rm bridge || true
+
+say "Cleaning up: removing sandboxes disconnects them; then the networks go."
+on $HOST_A sandbox rm web api db lonely printer ovl-a
+on $HOST_B sandbox rm ovl-b
+on $HOST_A network rm frontend backend lan ovl
+on $HOST_B network prune
+on $HOST_A network ls
+show "ip -n $HOST_A -br link"
+show "ip netns exec $HOST_A nft list ruleset | wc -l"
