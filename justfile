@@ -14,7 +14,7 @@ default:
 build:
     cargo build --release --workspace
 
-# Install the Debian packages the tests, demo and benchmark use (only those missing)
+# Install the Debian packages the demo and benchmark use (only those missing)
 deps:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -22,13 +22,35 @@ deps:
     command -v ip        >/dev/null || need+=(iproute2)
     command -v nft       >/dev/null || need+=(nftables)
     command -v ping      >/dev/null || need+=(iputils-ping)
+    command -v nsenter   >/dev/null || need+=(util-linux)
     command -v hyperfine >/dev/null || need+=(hyperfine)
     [ -x /usr/lib/cni/loopback ]    || need+=(containernetworking-plugins)
-    [ ${#need[@]} -eq 0 ] && exit 0
+    {{just_executable()}} _apt-install "${need[@]}"
+
+# Also what the client tests drive (integration/clients): Go libcni sources, containerd, podman, runc, busybox
+deps-clients: deps
+    #!/usr/bin/env bash
+    set -euo pipefail
+    need=()
+    command -v go        >/dev/null || need+=(golang-go)
+    [ -d /usr/share/gocode/src/github.com/containernetworking/cni/libcni ] || need+=(golang-github-appc-cni-dev)
+    command -v containerd >/dev/null || need+=(containerd)
+    [ -x /usr/sbin/runc ]           || need+=(runc)
+    [ -x /usr/sbin/iptables ]       || need+=(iptables)   # the reference firewall and portmap in podman's chain
+    command -v podman    >/dev/null || need+=(podman)
+    dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)   # static: copied into container root filesystems
+    {{just_executable()}} _apt-install "${need[@]}"
+
+# apt-get update once, then install the given packages (none: nothing to do)
+_apt-install *pkgs:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    [ -n "{{pkgs}}" ] || exit 0
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-    echo "installing: ${need[*]}"
+    echo "installing: {{pkgs}}"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+    # No recommends: podman's would pull buildah, crun, slirp4netns, fuse-overlayfs.
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends {{pkgs}} >/dev/null
 
 # Copy the built plugins to dest, where runtimes look for them
 install dest="/opt/cni/bin": build
@@ -44,7 +66,7 @@ install dest="/opt/cni/bin": build
     done
 
 # Unit tests and the end-to-end tests in network namespaces (those need root)
-test: deps build
+test: deps-clients build
     #!/usr/bin/env bash
     set -euo pipefail
     if [ "$(id -u)" -eq 0 ]; then
@@ -58,27 +80,9 @@ test: deps build
 bench *args: deps build
     cargo run --release -q -p integration --bin cni-bench -- {{args}}
 
-# Show a plugin at work: a fake host and a container namespace, loopback ADD, then DEL
+# Docker's network commands over CNI, in throw-away namespaces: bridge networks, isolation, none, macvlan, an overlay across two fake hosts
 demo: deps build
-    #!/usr/bin/env bash
-    set -euo pipefail
-    [ "$(id -u)" -eq 0 ] || { echo "the demo creates network namespaces: run it as root (sudo just demo)" >&2; exit 1; }
-    host=cni-demo-host ctr=cni-demo-ctr
-    b=""; n=""; [ -t 1 ] && b=$'\033[1m' n=$'\033[0m'
-    show() { printf '\n%s$ %s%s\n' "$b" "$*" "$n"; bash -c "$*"; }
-    cleanup() { ip netns del $host 2>/dev/null || true; ip netns del $ctr 2>/dev/null || true; }
-    cleanup; trap cleanup EXIT
-    echo "# A fake host (plugins run in it, so nothing touches this machine's network) and a container."
-    show "ip netns add $host && ip netns add $ctr && ip -n $host link set lo up"
-    show "ip -n $ctr addr show lo"
-    echo; echo "# ADD: the runtime passes the container in CNI_* variables and the network config on stdin."
-    show "echo '{\"cniVersion\":\"1.1.0\",\"name\":\"demo\",\"type\":\"loopback\"}' | ip netns exec $host env CNI_COMMAND=ADD CNI_CONTAINERID=demo1 CNI_NETNS=/var/run/netns/$ctr CNI_IFNAME=lo CNI_PATH={{bin}} {{bin}}/loopback"
-    show "ip -n $ctr addr show lo"
-    show "ip netns exec $ctr ping -c1 -W1 127.0.0.1 | head -2"
-    echo; echo "# DEL: lo goes down again; DEL prints nothing on success."
-    show "echo '{\"cniVersion\":\"1.1.0\",\"name\":\"demo\",\"type\":\"loopback\"}' | ip netns exec $host env CNI_COMMAND=DEL CNI_CONTAINERID=demo1 CNI_NETNS=/var/run/netns/$ctr CNI_IFNAME=lo CNI_PATH={{bin}} {{bin}}/loopback"
-    show "ip -n $ctr link show lo"
-    show "ip netns del $ctr && ip netns del $host"
+    bash integration/demo/demo.sh
 
 # Formatting and clippy, warnings are errors
 lint:
