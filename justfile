@@ -24,6 +24,7 @@ deps:
     command -v ping      >/dev/null || need+=(iputils-ping)
     command -v nsenter   >/dev/null || need+=(util-linux)
     command -v hyperfine >/dev/null || need+=(hyperfine)
+    command -v ethtool   >/dev/null || need+=(ethtool)     # the overlay test reads checksum offload back
     [ -x /usr/lib/cni/loopback ]    || need+=(containernetworking-plugins)
     {{just_executable()}} _apt-install "${need[@]}"
 

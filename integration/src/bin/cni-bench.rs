@@ -248,6 +248,8 @@ mod bridge;
 mod host_local;
 #[path = "../bench/macvlan.rs"]
 mod macvlan;
+#[path = "../bench/vxlan_overlay.rs"]
+mod vxlan_overlay;
 
 fn scenarios() -> Vec<Box<dyn Scenario>> {
     vec![
@@ -255,6 +257,8 @@ fn scenarios() -> Vec<Box<dyn Scenario>> {
         Box::new(bridge::Parallel::default()),
         Box::new(host_local::SequentialAddDel::default()),
         Box::new(macvlan::AddThenDel::default()),
+        Box::new(vxlan_overlay::AddDel::default()),
+        Box::new(vxlan_overlay::Tunnel::default()),
         Box::new(VersionScenario { plugin: "loopback" }),
         Box::new(LoopbackAdd::default()),
         Box::new(LoopbackDel::default()),

@@ -164,9 +164,13 @@ pub fn plugins(n: &Network, data_dir: Option<&Path>) -> Result<Vec<Value>> {
             let vni = num_opt(n, OPT_VNI)?.ok_or_else(|| {
                 Error::invalid_config("overlay networks need -o vni=<1-16777215>")
             })?;
+            // The overlay's subnets span every host; the plugin refuses a
+            // host range outside them.
+            let subnets: Vec<String> = n.ipam.iter().map(|p| p.subnet.to_string()).collect();
             let mut p = json!({
                 "type": "vxlan-overlay",
                 "vni": vni,
+                "subnets": subnets,
                 "capabilities": caps,
                 "ipam": ipam(n, data_dir, false),
             });
@@ -307,6 +311,7 @@ mod tests {
         )
         .unwrap()[0];
         assert_eq!(o["vni"], 4097);
+        assert_eq!(o["subnets"][0], "10.9.0.0/24");
         assert_eq!(o["peers"][1], "192.0.2.2");
         let e = plugins(&net(Driver::Bridge, &[("bogus", "1")]), None).unwrap_err();
         assert!(e.msg.contains("bogus"));

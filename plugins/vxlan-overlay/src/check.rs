@@ -1,0 +1,138 @@
+//! CHECK: the attachment still looks as ADD left it, and so does the
+//! network's tunnel: the VXLAN device matches the config, is a port of the
+//! bridge and floods to every peer.
+
+use libcni::attach::names::host_veth_name;
+use libcni::ifconfig;
+use libcni::netlink::{format_mac, Link, Netlink};
+use libcni::netns::NetNs;
+use libcni::skel::Request;
+use libcni::spec::Interface;
+use libcni::{ipam, Error, Result};
+
+use crate::config::Conf;
+use crate::tunnel::{self, Want};
+use crate::{offload, underlay};
+
+pub fn check(req: &Request, conf: &Conf) -> Result<()> {
+    let prev = req
+        .config
+        .prev_result()?
+        .ok_or_else(|| Error::invalid_config("required prevResult missing"))?;
+    if conf.l3 {
+        ipam::check(req)?;
+    }
+    let netns_path = crate::container_netns(req)?;
+    let netns_text = netns_path.to_string_lossy();
+    let (cidx, cif) = prev
+        .interfaces
+        .iter()
+        .enumerate()
+        .find(|(_, i)| i.name == req.ifname && i.sandbox.is_some())
+        .ok_or_else(|| {
+            Error::io(format!(
+                "prevResult has no container interface {:?}",
+                req.ifname
+            ))
+        })?;
+    if cif.sandbox.as_deref() != Some(&*netns_text) {
+        return Err(Error::io(format!(
+            "sandbox in prevResult {:?} does not match CNI_NETNS {netns_text}",
+            cif.sandbox.as_deref().unwrap_or_default()
+        )));
+    }
+
+    let ns = NetNs::open(netns_path)?;
+    let mut ctr = Netlink::new_in(&ns)?;
+    let mut host = Netlink::new()?;
+    let under = underlay::resolve(&mut host, conf)?;
+    let want = Want::new(conf, &under);
+
+    let br = host.link_by_name(&conf.bridge)?;
+    expect_kind(&br, "bridge")?;
+    check_tunnel(&mut host, conf, &want, &br)?;
+
+    let c = ctr.link_by_name(&req.ifname)?;
+    expect_kind(&c, "veth")?;
+    expect_mac(&c, cif)?;
+    if c.mtu != want.mtu {
+        return Err(Error::io(format!(
+            "{} has MTU {}, the overlay's is {}",
+            c.name, c.mtu, want.mtu
+        )));
+    }
+    let host_name = host_veth_name(&req.container_id, &req.ifname);
+    let h = host.link_by_name(&host_name)?;
+    expect_kind(&h, "veth")?;
+    if h.master != Some(br.index) {
+        return Err(Error::io(format!(
+            "{host_name} is not a port of bridge {}",
+            conf.bridge
+        )));
+    }
+    if c.link != Some(h.index) {
+        return Err(Error::io(format!(
+            "container interface {} is not the peer of {host_name}",
+            req.ifname
+        )));
+    }
+    ifconfig::verify(&mut ctr, c.index, &prev, cidx)
+}
+
+fn check_tunnel(host: &mut Netlink, conf: &Conf, want: &Want, br: &Link) -> Result<()> {
+    let vx = host.link_by_name(&conf.vxlan)?;
+    if let Some(why) = tunnel::mismatch(&vx, want) {
+        return Err(Error::io(format!("{}: {why}", conf.vxlan)));
+    }
+    if vx.master != Some(br.index) || !vx.up {
+        return Err(Error::io(format!(
+            "{} is not an up port of bridge {}",
+            conf.vxlan, conf.bridge
+        )));
+    }
+    let remotes = tunnel::flood_remotes(host, vx.index)?;
+    if let Some(p) = want.peers.iter().find(|p| !remotes.contains(p)) {
+        return Err(Error::io(format!(
+            "{} does not flood to peer {p}",
+            conf.vxlan
+        )));
+    }
+    if let Some(r) = remotes.iter().find(|r| !want.peers.contains(r)) {
+        return Err(Error::io(format!(
+            "{} floods to {r}, which is not a peer",
+            conf.vxlan
+        )));
+    }
+    if conf.disable_tx_csum && offload::tx_checksum(&conf.vxlan)? {
+        return Err(Error::io(format!(
+            "{} has tx checksum offload on",
+            conf.vxlan
+        )));
+    }
+    Ok(())
+}
+
+fn expect_kind(l: &Link, kind: &str) -> Result<()> {
+    if l.kind.as_deref() != Some(kind) {
+        return Err(Error::io(format!(
+            "{} is not a {kind} (kind {})",
+            l.name,
+            l.kind.as_deref().unwrap_or("none")
+        )));
+    }
+    Ok(())
+}
+
+fn expect_mac(l: &Link, want: &Interface) -> Result<()> {
+    let Some(w) = &want.mac else {
+        return Ok(());
+    };
+    let have = l.mac.as_ref().map(format_mac).unwrap_or_default();
+    if !have.eq_ignore_ascii_case(w) {
+        return Err(Error::io(format!(
+            "{} has MAC {have}, prevResult says {w}",
+            l.name
+        )));
+    }
+    Ok(())
+}
