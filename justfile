@@ -5,6 +5,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 # The plugin binaries, named after their CNI type.
 plugins := "bridge macvlan vxlan-overlay loopback host-local"
 bin := "target/release"
+target_bin := "target/x86_64-unknown-linux-gnu/release"
 
 # List the recipes
 default:
@@ -13,6 +14,9 @@ default:
 # Build every plugin and the benchmark (release: small, fast binaries in target/release/)
 build:
     cargo build --release --workspace
+    @# .cargo/config.toml builds for an explicit target (static binaries); the binaries are linked into
+    @# target/release, where users and runtimes expect them (that folder also holds cargo's host artifacts)
+    @mkdir -p target/release && for b in {{plugins}} cnitool cni-bench; do ln -f "{{target_bin}}/$b" target/release/; done
 
 # Install the Debian packages the demo and benchmark use (only those missing)
 deps:

@@ -51,6 +51,13 @@ pub fn our_bin_dir() -> PathBuf {
     } else {
         workspace_root().join(target)
     };
+    // .cargo/config.toml builds for an explicit target (static binaries), so
+    // fresh builds land below the triple; `just build` also links them into
+    // target/release, which may be stale after a bare `cargo build`.
+    let triple = target.join(env!("BUILD_TARGET")).join("release");
+    if triple.is_dir() {
+        return triple;
+    }
     target.join("release")
 }
 
