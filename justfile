@@ -44,6 +44,7 @@ deps-clients: deps
     [ -x /usr/sbin/iptables ]       || need+=(iptables)   # the reference firewall and portmap in podman's chain
     command -v podman    >/dev/null || need+=(podman)
     dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)   # static: copied into container root filesystems
+    command -v jq        >/dev/null || need+=(jq)          # fuzz seeds from conf-examples
     {{just_executable()}} _apt-install "${need[@]}"
 
 # apt-get update once, then install the given packages (none: nothing to do)
@@ -80,6 +81,53 @@ test: deps-clients build
       echo "NOTE: not root: skipping the namespace tests (named root_*); run 'sudo just test' for all" >&2
       cargo test --workspace --no-fail-fast -- --skip root_
     fi
+    {{just_executable()}} fuzz-smoke
+
+# Fuzz every parser of untrusted input with cargo fuzz (libFuzzer, AddressSanitizer), `secs` seconds per target
+fuzz secs="60":
+    {{just_executable()}} _fuzz {{secs}} address
+
+# A short fuzzing pass over every target, no sanitizer (`just test` runs it)
+fuzz-smoke secs="10":
+    {{just_executable()}} _fuzz {{secs}} none
+
+# Build and run every fuzz target of libcni/fuzz for `secs` seconds; any crash fails
+_fuzz secs sanitizer:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+    cd libcni/fuzz
+    # cargo fuzz hands rustc -Z flags; the stable toolchain takes them with RUSTC_BOOTSTRAP.
+    export RUSTC_BOOTSTRAP=1
+    cargo fuzz build -O -s {{sanitizer}}
+    # Seeds (the corpus is not committed): real configs, results, store and cache files.
+    mkdir -p corpus/{netconf,runtime_config,prev_result,result_cache,host_local_store,cni_args}
+    for f in ../../conf-examples/*; do
+      cp "$f" corpus/netconf/
+      jq -c '.plugins[0] + {cniVersion, name}' "$f" > corpus/netconf/plugin-$(basename "$f") 2>/dev/null || true
+      { printf 'DEL\0ctr1\0eth0\0IgnoreUnknown=1;MAC=02:00:00:00:00:01\0'; cat corpus/netconf/plugin-$(basename "$f") 2>/dev/null || true; } > corpus/runtime_config/$(basename "$f")
+    done
+    res='{"cniVersion":"1.1.0","interfaces":[{"name":"eth0","mac":"02:00:00:00:00:01","sandbox":"/var/run/netns/x"}],"ips":[{"address":"10.1.0.5/24","gateway":"10.1.0.1","interface":0}],"routes":[{"dst":"0.0.0.0/0","gw":"10.1.0.1"}],"dns":{"nameservers":["10.1.0.1"]}}'
+    printf '%s' "$res" > corpus/prev_result/v110
+    printf '%s' '{"cniVersion":"0.2.0","ip4":{"ip":"10.1.0.5/24","gateway":"10.1.0.1"}}' > corpus/prev_result/v020
+    printf '{"kind":"cniCacheV1","containerId":"c","config":"e30=","ifName":"eth0","networkName":"n","result":%s}' "$res" > corpus/result_cache/v1
+    printf 'ctr1\r\neth0' > corpus/host_local_store/lease
+    printf '10.1.0.5' > corpus/host_local_store/last
+    printf '[{"ip":"10.1.0.5","id":"ctr1","ifname":"eth0"}]' > corpus/host_local_store/bucket
+    printf 'IgnoreUnknown=1;IP=10.1.0.5;K8S_POD_NAME=a' > corpus/cni_args/k8s
+    total=0
+    for t in $(cargo fuzz list); do
+      if ! out=$(cargo fuzz run -O -s {{sanitizer}} "$t" "corpus/$t" -- \
+            -max_total_time={{secs}} -max_len=65536 -print_final_stats=1 2>&1); then
+        echo "$out" | tail -60
+        echo "fuzz $t: CRASH (the input is in libcni/fuzz/artifacts/$t/)" >&2
+        exit 1
+      fi
+      runs=$(echo "$out" | sed -n 's/^stat::number_of_executed_units: *//p' | tail -1)
+      echo "fuzz $t: ${runs:-?} executions in {{secs}} s, no crash"
+      total=$((total + ${runs:-0}))
+    done
+    echo "fuzz: $total executions in all, no crash"
 
 # Our plugins against the reference Go plugins (args: --iters N, --only NAME, --json FILE)
 bench *args: deps build

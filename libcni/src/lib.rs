@@ -5,6 +5,7 @@ pub mod arp;
 pub mod attach;
 pub mod cnm;
 pub mod error;
+pub mod fault;
 pub mod firewall;
 pub mod ifconfig;
 pub mod invoke;

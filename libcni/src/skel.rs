@@ -91,6 +91,21 @@ pub struct Request {
     pub version: Version,
 }
 
+impl Request {
+    /// CNI_NETNS, for work that cannot do without it (skel already requires
+    /// it for ADD and CHECK; DEL may come without one).
+    pub fn netns_path(&self) -> Result<&std::path::Path> {
+        self.netns
+            .as_deref()
+            .ok_or_else(|| Error::invalid_env("CNI_NETNS is required"))
+    }
+
+    /// The container's namespace, opened and checked to be one.
+    pub fn open_netns(&self) -> Result<crate::netns::NetNs> {
+        crate::netns::NetNs::open(self.netns_path()?)
+    }
+}
+
 /// What a plugin implements. STATUS and GC default to success, which is
 /// what the reference plugins do for verbs they have nothing to do for.
 pub trait Plugin {

@@ -194,7 +194,7 @@ impl Scenario for Parallel {
         sample: usize,
     ) -> Result<Vec<Invocation>> {
         // Even samples ADD a round of containers, odd ones DEL it.
-        let (verb, round) = if sample % 2 == 0 {
+        let (verb, round) = if sample.is_multiple_of(2) {
             ("ADD", sample / 2)
         } else {
             ("DEL", sample / 2)

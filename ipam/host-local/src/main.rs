@@ -9,7 +9,7 @@ mod store;
 
 use libcni::skel::{self, About, Plugin, Request};
 use libcni::spec::CniResult;
-use libcni::{Error, Result};
+use libcni::{fault, Error, Result};
 
 use config::IpamConfig;
 use store::disk::DiskStore;
@@ -49,8 +49,11 @@ impl Plugin for HostLocal {
         let conf = IpamConfig::load(&req.config, &req.args)?;
         let dns = conf.dns()?;
         let ips = with_store(req, &conf.data_dir, |store| {
-            allocator::allocate(store, &conf.range_sets, &owner(req), &conf.requested)
+            let ips = allocator::allocate(store, &conf.range_sets, &owner(req), &conf.requested);
+            fault::point("host-local.add.before-commit");
+            ips
         })?;
+        fault::point("host-local.add.after-commit");
         Ok(CniResult {
             ips,
             routes: conf.routes.clone(),
@@ -64,7 +67,9 @@ impl Plugin for HostLocal {
     fn del(&self, req: &Request) -> Result<()> {
         let data_dir = config::data_dir(&req.config)?;
         with_store(req, &data_dir, |store| {
-            store.release_by_id(&owner(req)).map(|_| ())
+            let released = store.release_by_id(&owner(req)).map(|_| ());
+            fault::point("host-local.del.before-commit");
+            released
         })
     }
 
@@ -90,7 +95,11 @@ impl Plugin for HostLocal {
             ));
         };
         let data_dir = config::data_dir(&req.config)?;
-        with_store(req, &data_dir, |store| allocator::gc(store, &valid))
+        with_store(req, &data_dir, |store| {
+            let res = allocator::gc(store, &valid);
+            fault::point("host-local.gc.before-commit");
+            res
+        })
     }
 }
 

@@ -10,10 +10,12 @@
 //!   tear it down again; a guard removes the pair if ADD fails later.
 //! - [`container`]: addresses, routes and sysctls inside the container from
 //!   an IPAM result, and the CHECK of the same.
+//! - [`check`]: CHECK of the pair and port against `prevResult`.
 //! - [`lock`]: the per-network lock that keeps "last container left, remove
 //!   the network's rules" from racing a concurrent ADD.
 
 pub mod bridge;
+pub mod check;
 pub mod container;
 pub mod lock;
 pub mod names;

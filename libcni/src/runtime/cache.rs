@@ -182,8 +182,9 @@ impl ResultCache {
     }
 }
 
-/// A V1 entry, or a legacy file holding only the result.
-fn parse_entry(
+/// A V1 entry, or a legacy file holding only the result (public for the
+/// fuzzers: cache files are untrusted input).
+pub fn parse_entry(
     bytes: &[u8],
     network: &str,
     container_id: &str,

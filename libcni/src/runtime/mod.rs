@@ -116,6 +116,7 @@ impl CniConfig {
         invoke::validate_env(&rt.env(&self.path))?;
         match self.add_chain(list, version, rt) {
             Ok(result) => {
+                crate::fault::point("cnitool.add.before-cache");
                 let entry = CachedAttachment {
                     kind: "cniCacheV1".into(),
                     container_id: rt.container_id.clone(),
@@ -131,6 +132,7 @@ impl CniConfig {
                     let _ = self.del_chain(list, version, rt, None);
                     return Err(e.context("ADD succeeded but caching the result failed"));
                 }
+                crate::fault::point("cnitool.add.after-cache");
                 Ok(result)
             }
             Err(e) => {
@@ -184,6 +186,7 @@ impl CniConfig {
             None
         };
         self.del_chain(list, version, rt, prev.as_ref())?;
+        crate::fault::point("cnitool.del.before-cache-remove");
         self.cache
             .remove(&list.list.name, &rt.container_id, &rt.ifname)
     }

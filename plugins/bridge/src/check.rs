@@ -1,12 +1,12 @@
 //! CHECK: the attachment still looks as ADD left it (spec: interfaces,
 //! addresses, routes and rules match `prevResult`).
 
+use libcni::attach::check::{self, expect_kind, expect_mac};
 use libcni::attach::names::host_veth_name;
 use libcni::ifconfig;
-use libcni::netlink::{format_mac, Link, Netlink};
-use libcni::netns::NetNs;
+use libcni::netlink::{Link, Netlink};
 use libcni::skel::Request;
-use libcni::spec::{CniResult, Interface};
+use libcni::spec::CniResult;
 use libcni::{ipam, Error, Result};
 
 use crate::config::Conf;
@@ -20,27 +20,9 @@ pub fn check(req: &Request, conf: &Conf) -> Result<()> {
     if conf.l3 {
         ipam::check(req)?;
     }
-    let netns_path = crate::container_netns(req)?;
-    let netns_text = netns_path.to_string_lossy();
-    let (cidx, cif) = prev
-        .interfaces
-        .iter()
-        .enumerate()
-        .find(|(_, i)| i.name == req.ifname && i.sandbox.is_some())
-        .ok_or_else(|| {
-            Error::io(format!(
-                "prevResult has no container interface {:?}",
-                req.ifname
-            ))
-        })?;
-    if cif.sandbox.as_deref() != Some(&*netns_text) {
-        return Err(Error::io(format!(
-            "sandbox in prevResult {:?} does not match CNI_NETNS {netns_text}",
-            cif.sandbox.as_deref().unwrap_or_default()
-        )));
-    }
+    let (cidx, cif) = check::container_interface(req, &prev)?;
 
-    let ns = NetNs::open(netns_path)?;
+    let ns = req.open_netns()?;
     let mut ctr = Netlink::new_in(&ns)?;
     let mut host = Netlink::new()?;
 
@@ -60,20 +42,7 @@ pub fn check(req: &Request, conf: &Conf) -> Result<()> {
         .find(|i| i.sandbox.is_none() && i.name != conf.bridge)
         .map(|i| i.name.clone())
         .unwrap_or_else(|| host_veth_name(&req.container_id, &req.ifname));
-    let h = host.link_by_name(&host_name)?;
-    expect_kind(&h, "veth")?;
-    if h.master != Some(br.index) {
-        return Err(Error::io(format!(
-            "{host_name} is not a port of bridge {}",
-            conf.bridge
-        )));
-    }
-    if c.link != Some(h.index) {
-        return Err(Error::io(format!(
-            "container interface {} is not the peer of {host_name}",
-            req.ifname
-        )));
-    }
+    let h = check::expect_port(&mut host, &host_name, &br, &c)?;
 
     if !conf.disable_container_interface {
         ifconfig::verify(&mut ctr, c.index, &prev, cidx)?;
@@ -100,31 +69,6 @@ fn check_rules(
             &host_veth.name,
             &mac,
         )?;
-    }
-    Ok(())
-}
-
-fn expect_kind(l: &Link, kind: &str) -> Result<()> {
-    if l.kind.as_deref() != Some(kind) {
-        return Err(Error::io(format!(
-            "{} is not a {kind} (kind {})",
-            l.name,
-            l.kind.as_deref().unwrap_or("none")
-        )));
-    }
-    Ok(())
-}
-
-fn expect_mac(l: &Link, want: &Interface) -> Result<()> {
-    let Some(w) = &want.mac else {
-        return Ok(());
-    };
-    let have = l.mac.as_ref().map(format_mac).unwrap_or_default();
-    if !have.eq_ignore_ascii_case(w) {
-        return Err(Error::io(format!(
-            "{} has MAC {have}, prevResult says {w}",
-            l.name
-        )));
     }
     Ok(())
 }

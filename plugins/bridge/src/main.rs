@@ -9,7 +9,6 @@ mod config;
 mod firewall;
 mod result;
 
-use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
@@ -23,7 +22,7 @@ use libcni::netlink::{self, Netlink};
 use libcni::netns::NetNs;
 use libcni::skel::{self, About, Plugin, Request};
 use libcni::spec::CniResult;
-use libcni::{ipam, log, Error, Result};
+use libcni::{fault, ipam, log, Error, Result};
 
 use config::Conf;
 use result::CONTAINER_IF;
@@ -41,22 +40,16 @@ struct Bridge;
 impl Plugin for Bridge {
     fn add(&self, req: &Request) -> Result<CniResult> {
         let conf = Conf::load(req)?;
-        let netns_path = container_netns(req)?;
+        let netns_path = req.netns_path()?;
         let netns = NetNs::open(netns_path)?;
         let mut host = Netlink::new()?;
         let mut ctr = Netlink::new_in(&netns)?;
         let host_veth = host_veth_name(&req.container_id, &req.ifname);
 
-        // IPAM runs as a process of its own: let it work while we build the
-        // links. Whichever fails, the other's guard undoes its part.
-        let (links, lease) = thread::scope(|s| {
-            let ipam = conf.l3.then(|| s.spawn(|| ipam::add(req)));
-            let links = build_links(&conf, &netns, &mut host, &mut ctr, &host_veth, req);
-            let lease = ipam.map(join).transpose();
-            (links, lease)
-        });
-        let (br, pair, veth_guard) = links?;
-        let (mut result, lease) = match lease? {
+        let ((br, pair, veth_guard), lease) = ipam::add_alongside(req, conf.l3, || {
+            build_links(&conf, &netns, &mut host, &mut ctr, &host_veth, req)
+        })?;
+        let (mut result, lease) = match lease {
             Some((r, lease)) => (r, Some(lease)),
             None => (CniResult::default(), None),
         };
@@ -80,6 +73,7 @@ impl Plugin for Bridge {
             CONTAINER_IF,
             opts,
         )?;
+        fault::point("bridge.add.after-container");
 
         if conf.is_gateway {
             for gw in &gateways {
@@ -89,22 +83,33 @@ impl Plugin for Bridge {
             let v6 = gateways.iter().any(|g| g.is_ipv6());
             bridge::enable_forwarding(v4, v6)?;
         }
+        fault::point("bridge.add.after-gateway");
 
+        // Firewall work happens under the network's shared lock. Our port is
+        // on the bridge already, so a concurrent last DEL (which removes the
+        // network's rules, spoof checks included, under the exclusive lock)
+        // either ran before and we put everything back, or runs after and
+        // sees our port (see attach::lock).
+        let network_fw = firewall::network(&conf, &result);
+        let lock = if conf.macspoofchk || network_fw.is_some() {
+            Some(NetworkLock::shared(&conf.network, &conf.bridge)?)
+        } else {
+            None
+        };
         let rules_guard = if conf.macspoofchk {
             let mac = pair.container.mac.unwrap_or_default();
             let g =
                 firewall::add_spoofcheck(&conf, &req.container_id, &req.ifname, &host_veth, &mac)?;
+            fault::point("bridge.add.after-spoofcheck");
             Some(g)
         } else {
             None
         };
-        // Our port is on the bridge already, so a concurrent last DEL either
-        // sees it and keeps the rules, or removes them before we put them
-        // back (see attach::lock).
-        if let Some(fw) = firewall::network(&conf, &result) {
-            let _lock = NetworkLock::shared(&conf.network, &conf.bridge)?;
+        if let Some(fw) = network_fw {
             firewall::ensure_network(&fw)?;
         }
+        drop(lock);
+        fault::point("bridge.add.after-firewall");
 
         let host_link = if conf.disable_container_interface {
             host.link_by_index(pair.host.index)?
@@ -120,6 +125,7 @@ impl Plugin for Bridge {
             &netns_path.to_string_lossy(),
         );
 
+        fault::point("bridge.add.before-commit");
         veth_guard.commit();
         if let Some(l) = lease {
             l.commit();
@@ -127,6 +133,7 @@ impl Plugin for Bridge {
         if let Some(g) = rules_guard {
             g.commit();
         }
+        fault::point("bridge.add.after-commit");
         Ok(result)
     }
 
@@ -154,12 +161,26 @@ impl Plugin for Bridge {
         // grace periods in the kernel: issued from separate threads they
         // overlap instead of adding up. IPAM DEL runs meanwhile.
         thread::scope(|s| {
-            let link = s.spawn(|| delete_links(req, &host_veth));
-            let rules =
-                s.spawn(|| firewall::del_container(&conf.network, &req.container_id, &req.ifname));
-            let network = last.then(|| s.spawn(|| firewall::remove_network(&conf.network)));
+            let link = s.spawn(|| {
+                let r = delete_links(req, &host_veth);
+                fault::point("bridge.del.after-links");
+                r
+            });
+            let rules = s.spawn(|| {
+                let r = firewall::del_container(&conf.network, &req.container_id, &req.ifname);
+                fault::point("bridge.del.after-container-rules");
+                r
+            });
+            let network = last.then(|| {
+                s.spawn(|| {
+                    let r = firewall::remove_network(&conf.network);
+                    fault::point("bridge.del.after-network-rules");
+                    r
+                })
+            });
             if conf.l3 {
                 errs.check(ipam::del(req));
+                fault::point("bridge.del.after-ipam");
             }
             errs.check(join(link));
             errs.check(join(rules));
@@ -168,6 +189,7 @@ impl Plugin for Bridge {
             }
         });
         drop(lock);
+        fault::point("bridge.del.after-parallel");
 
         // Two last DELs at once each see the other's port: whoever finishes
         // second finds the bridge empty and removes the rules.
@@ -209,13 +231,6 @@ impl Plugin for Bridge {
     }
 }
 
-/// The container namespace of a request that must have one (ADD, CHECK).
-fn container_netns(req: &Request) -> Result<&Path> {
-    req.netns
-        .as_deref()
-        .ok_or_else(|| Error::invalid_env("CNI_NETNS is required"))
-}
-
 /// Bridge, veth pair, port: everything on the link layer. The guard removes
 /// the pair if ADD fails later.
 fn build_links(
@@ -235,6 +250,7 @@ fn build_links(
             promisc: conf.promisc,
         },
     )?;
+    fault::point("bridge.add.after-bridge");
     let (pair, guard) = veth::create(
         host,
         ctr,
@@ -253,7 +269,9 @@ fn build_links(
         trunk: conf.trunk.clone(),
         preserve_default_vlan: conf.preserve_default_vlan,
     };
+    fault::point("bridge.add.after-veth");
     veth::attach(host, pair.host.index, br.index, &port)?;
+    fault::point("bridge.add.after-attach");
     Ok((br, pair, guard))
 }
 

@@ -15,18 +15,9 @@ const ABOUT: About = About {
 
 struct Loopback;
 
-/// The container namespace of a request that must have one (ADD, CHECK).
-fn container_ns(req: &Request) -> Result<NetNs> {
-    let path = req
-        .netns
-        .as_ref()
-        .ok_or_else(|| Error::invalid_env("CNI_NETNS is required"))?;
-    NetNs::open(path)
-}
-
 impl Plugin for Loopback {
     fn add(&self, req: &Request) -> Result<CniResult> {
-        let ns = container_ns(req)?;
+        let ns = req.open_netns()?;
         let mut nl = Netlink::new_in(&ns)?;
         let lo = nl.link_by_name("lo")?;
         nl.set_link_up(lo.index)?;
@@ -77,7 +68,7 @@ impl Plugin for Loopback {
     }
 
     fn check(&self, req: &Request) -> Result<()> {
-        let ns = container_ns(req)?;
+        let ns = req.open_netns()?;
         let mut nl = Netlink::new_in(&ns)?;
         let lo = nl.link_by_name("lo")?;
         if !lo.up {

@@ -54,15 +54,6 @@ const ADDRESS_IN_USE: u32 = 100;
 
 struct Macvlan;
 
-/// The container namespace of a request that must have one (ADD, CHECK).
-fn container_ns(req: &Request) -> Result<NetNs> {
-    let path = req
-        .netns
-        .as_ref()
-        .ok_or_else(|| Error::invalid_env("CNI_NETNS is required"))?;
-    NetNs::open(path)
-}
-
 /// A socket in the namespace the master lives in.
 fn master_netlink(conf: &Conf, ns: &NetNs) -> Result<Netlink> {
     if conf.link_in_container {
@@ -80,7 +71,7 @@ fn vlan_user(req: &Request) -> String {
 impl Plugin for Macvlan {
     fn add(&self, req: &Request) -> Result<CniResult> {
         let conf = Conf::load(req)?;
-        let ns = container_ns(req)?;
+        let ns = req.open_netns()?;
 
         // 1. The master, and the MTU it allows.
         let mut master_nl = master_netlink(&conf, &ns)?;
@@ -92,12 +83,9 @@ impl Plugin for Macvlan {
         // 2. The macvlan, in the container under its final name, while IPAM
         //    picks an address (its exec is the slowest step of ADD). Either
         //    is undone if the other fails: their guards act on drop.
-        let (link, lease) = alongside(ipam::wanted(req).then_some(|| ipam::add(req)), || {
+        let (mut link, lease) = ipam::add_alongside(req, ipam::wanted(req), || {
             ContainerLink::create(&conf, &mut master_nl, master.link.index, &ns, req)
-        });
-        let lease = lease.transpose();
-        let mut link = link?;
-        let lease = lease?;
+        })?;
         let mut result = CniResult {
             interfaces: vec![link.interface(&ns)],
             dns: conf.dns.clone(),
@@ -148,7 +136,7 @@ impl Plugin for Macvlan {
         // link removed while that runs: the removal waits ~15-20 ms in the
         // kernel (RCU), the IPAM exec takes a few ms that need not add up.
         let (link_done, ipam_done) =
-            alongside(ipam::wanted(req).then_some(|| ipam::del(req)), || {
+            ipam::alongside(ipam::wanted(req).then_some(|| ipam::del(req)), || {
                 link::delete(req)
             });
         if let Some(r) = ipam_done {
@@ -161,7 +149,7 @@ impl Plugin for Macvlan {
 
     fn check(&self, req: &Request) -> Result<()> {
         let conf = Conf::load(req)?;
-        let ns = container_ns(req)?;
+        let ns = req.open_netns()?;
         if ipam::wanted(req) {
             ipam::check(req)?;
         }
@@ -210,25 +198,6 @@ impl Plugin for Macvlan {
         errors.check(gc_vlan(req));
         errors.into_result()
     }
-}
-
-/// Run `side` (if any) on another thread while `main` runs on this one,
-/// and return both results. A panic in `side` becomes an error. The side
-/// thread never enters a namespace, so processes it starts (IPAM) run in
-/// the plugin's own.
-fn alongside<A, B: Send>(
-    side: Option<impl FnOnce() -> Result<B> + Send>,
-    main: impl FnOnce() -> A,
-) -> (A, Option<Result<B>>) {
-    std::thread::scope(|s| {
-        let handle = side.map(|f| s.spawn(f));
-        let a = main();
-        let b = handle.map(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err(Error::internal("IPAM call panicked")))
-        });
-        (a, b)
-    })
 }
 
 /// Announce changes of the container's address (the reference sets these

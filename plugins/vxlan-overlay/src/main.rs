@@ -67,7 +67,7 @@ struct Overlay;
 impl Plugin for Overlay {
     fn add(&self, req: &Request) -> Result<CniResult> {
         let conf = Conf::load(req)?;
-        let netns_path = container_netns(req)?;
+        let netns_path = req.netns_path()?;
         let netns = NetNs::open(netns_path)?;
         let mut host = Netlink::new()?;
         let mut ctr = Netlink::new_in(&netns)?;
@@ -75,15 +75,10 @@ impl Plugin for Overlay {
         let want = Want::new(&conf, &under);
         let host_veth = host_veth_name(&req.container_id, &req.ifname);
 
-        // IPAM runs as a process of its own: let it work while we build the
-        // links. Whichever fails, the other's guard undoes its part.
-        let (links, lease) = thread::scope(|s| {
-            let ipam = conf.l3.then(|| s.spawn(|| ipam::add(req)));
-            let links = join_network(&conf, &want, &netns, &mut host, &mut ctr, &host_veth, req);
-            (links, ipam.map(join).transpose())
-        });
-        let (br, pair, veth_guard) = links?;
-        let (mut result, lease) = match lease? {
+        let ((br, pair, veth_guard), lease) = ipam::add_alongside(req, conf.l3, || {
+            join_network(&conf, &want, &netns, &mut host, &mut ctr, &host_veth, req)
+        })?;
+        let (mut result, lease) = match lease {
             Some((r, lease)) => (r, Some(lease)),
             None => (CniResult::default(), None),
         };
@@ -162,13 +157,6 @@ impl Plugin for Overlay {
         }
         errs.into_result()
     }
-}
-
-/// The container namespace of a request that must have one (ADD, CHECK).
-fn container_netns(req: &Request) -> Result<&Path> {
-    req.netns
-        .as_deref()
-        .ok_or_else(|| Error::invalid_env("CNI_NETNS is required"))
 }
 
 /// The veth pair (created before taking the lock: it needs nothing shared),

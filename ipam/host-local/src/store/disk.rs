@@ -48,6 +48,15 @@ fn lease_ip(name: &str) -> Option<IpAddr> {
     (lease_name(ip) == name).then_some(ip)
 }
 
+/// The content of a `last_reserved_ip.<n>` file; anything unreadable
+/// (torn, empty, foreign) is `None`: round robin starts over.
+pub fn parse_last_reserved(bytes: &[u8]) -> Option<IpAddr> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.trim().parse::<IpAddr>().ok())
+        .map(canonical)
+}
+
 /// One locked session on one network's store.
 #[derive(Debug)]
 pub struct DiskStore {
@@ -200,6 +209,7 @@ impl Store for DiskStore {
             )
             .map_err(|e| io_err(format_args!("failed to reserve {name}"), e))?;
         if created {
+            libcni::fault::point("host-local.add.after-reserve");
             self.modified = true;
             self.index
                 .add(Entry {
@@ -219,6 +229,7 @@ impl Store for DiskStore {
             _ => return Ok(false),
         }
         let removed = self.remove_lease(ip)?;
+        libcni::fault::point("host-local.del.after-release");
         self.index
             .remove(ip, &owner.id)
             .map_err(|e| io_err("failed to update the lease index", e))?;
@@ -266,10 +277,7 @@ impl Store for DiskStore {
         // Only a hint for round robin: an unreadable file means "start over".
         let name = format!("{LAST_RESERVED_PREFIX}{set}");
         Ok(match self.dir.read(&name) {
-            Ok(Some(bytes)) => std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|s| s.trim().parse::<IpAddr>().ok())
-                .map(canonical),
+            Ok(Some(bytes)) => parse_last_reserved(&bytes),
             _ => None,
         })
     }

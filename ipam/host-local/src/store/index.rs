@@ -93,6 +93,12 @@ pub fn bucket_name(id: &str) -> String {
     format!("{BUCKET_PREFIX}{:02x}", h & 0xff)
 }
 
+/// The content of a bucket file. A torn one fails to parse, and the
+/// caller then rebuilds the index from the lease files.
+pub fn parse_bucket(bytes: &[u8]) -> serde_json::Result<Vec<Entry>> {
+    serde_json::from_slice(bytes)
+}
+
 /// The index of one network. `dir` is `None` when the index directory is
 /// unusable (read-only, say): the index then lives in memory only, built
 /// from a scan each time, which is exactly the reference's cost.
@@ -157,7 +163,7 @@ impl Index {
         if !self.buckets.contains_key(&name) {
             let entries = match (&self.dir, self.rebuilt) {
                 (Some(dir), false) => match dir.read(&name)? {
-                    Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                    Some(bytes) => parse_bucket(&bytes).map_err(|e| {
                         io::Error::new(io::ErrorKind::InvalidData, format!("index {name}: {e}"))
                     })?,
                     None => Vec::new(),
@@ -232,6 +238,7 @@ impl Index {
                 }
             }
         }
+        libcni::fault::point("host-local.index.before-stamp");
         dir.write_in_place(STAMP, stamp.0.as_bytes(), 0o600)?;
         self.rebuilt = false;
         Ok(())
