@@ -290,3 +290,120 @@ fn root_cnitool_upstream_verbs_run_a_conflist_and_cache_like_go_libcni() {
     let err = c.fails(&["add", "nonet", &path]);
     assert!(err.contains("no network named"), "{err}");
 }
+
+#[test]
+fn root_cnitool_bridge_network_lifecycle_leaves_nothing() {
+    let c = Cli::new("brlife");
+    c.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.61.0.0/24",
+        "--ip-range",
+        "10.61.0.128/25",
+        "front",
+    ]);
+    c.ok(&["network", "create", "--subnet", "10.62.0.0/24", "back"]);
+    let a = c.sandbox("sba");
+    let b = c.sandbox("sbb");
+    let d = c.sandbox("sbd");
+    c.ok(&["network", "connect", "front", &a]);
+    c.ok(&[
+        "network",
+        "connect",
+        "--ip",
+        "10.61.0.200",
+        "--alias",
+        "bee",
+        "front",
+        &b,
+    ]);
+    c.ok(&["network", "connect", "back", &d]);
+    // b joins a second network: its default route stays with the first.
+    c.ok(&["network", "connect", "back", &b]);
+    let err = c.fails(&["network", "connect", "front", &a]);
+    assert!(err.contains("already exists in network front"), "{err}");
+
+    let v: Value = serde_json::from_str(&c.ok(&["network", "inspect", "front"])).unwrap();
+    let ctrs = &v[0]["Containers"];
+    assert_eq!(ctrs[&b]["IPv4Address"], "10.61.0.200/24");
+    assert_eq!(ctrs[&b]["Aliases"][0], "bee");
+    let a_ip = ctrs[&a]["IPv4Address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let a_last: u8 = a_ip.rsplit('.').next().unwrap().parse().unwrap();
+    assert!(a_last >= 128, "--ip-range respected: {a_ip}");
+    let mac = ctrs[&a]["MacAddress"].as_str().unwrap().to_string();
+    let link = c
+        .host
+        .exec_ok(&["ip", "-n", &a, "-j", "link", "show", "eth0"]);
+    assert!(
+        link.contains(&mac),
+        "inspect's MAC {mac} is the interface's: {link}"
+    );
+    let routes = c
+        .host
+        .exec_ok(&["ip", "-n", &b, "route", "show", "default"]);
+    assert!(
+        routes.contains("10.61.0.1") && !routes.contains("10.62.0.1"),
+        "{routes}"
+    );
+
+    // Same network: traffic. Different networks: isolation.
+    c.host.exec_ok(&[
+        "ip",
+        "netns",
+        "exec",
+        &a,
+        "ping",
+        "-c1",
+        "-W2",
+        "10.61.0.200",
+    ]);
+    let d_ip = c
+        .host
+        .exec_ok(&["ip", "-n", &d, "-4", "-br", "addr", "show", "eth0"]);
+    let d_ip = d_ip
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let cross = c
+        .host
+        .exec(&["ip", "netns", "exec", &a, "ping", "-c1", "-W1", &d_ip]);
+    assert!(
+        !cross.status.success(),
+        "front reached back across the isolation"
+    );
+
+    let err = c.fails(&["network", "rm", "front"]);
+    assert!(err.contains("has active endpoints"), "{err}");
+    c.ok(&["network", "disconnect", "front", &a]);
+    c.ok(&["sandbox", "rm", &b, &d]);
+    c.ok(&["network", "rm", "front", "back"]);
+
+    // Nothing of the networks is left in the fake host or the private dirs.
+    let links = c.host.exec_ok(&["ip", "-o", "link"]);
+    assert_eq!(links.lines().count(), 1, "only lo is left:\n{links}");
+    let rules = c.host.exec_ok(&["nft", "list", "ruleset"]);
+    assert!(rules.trim().is_empty(), "ruleset left:\n{rules}");
+    assert!(std::fs::read_dir(c.dir.join("cache/results"))
+        .unwrap()
+        .next()
+        .is_none());
+    let ipam: Vec<_> = std::fs::read_dir(c.dir.join("ipam"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name())
+                .filter(|n| !n.to_string_lossy().starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(ipam.is_empty(), "lease dirs left: {ipam:?}");
+}
