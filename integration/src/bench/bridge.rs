@@ -51,21 +51,6 @@ fn ipam_path(who: &Contender) -> Result<String> {
         .unwrap_or_default())
 }
 
-fn check(invs: &[Invocation], outs: &[Finished]) -> Result<()> {
-    for (inv, out) in invs.iter().zip(outs) {
-        if !out.status.success() {
-            bail!(
-                "{} failed ({}):\nstdout: {}\nstderr: {}",
-                inv.describe(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-    Ok(())
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -93,7 +78,7 @@ pub struct AddThenDel {
     data: Option<TempDir>,
     pool: Option<NetnsPool>,
     total: usize,
-    seen: HashMap<String, Vec<Duration>>,
+    seen: super::Latencies,
 }
 
 impl Scenario for AddThenDel {
@@ -144,11 +129,8 @@ impl Scenario for AddThenDel {
             .timeout(None)])
     }
     fn verify(&mut self, who: &Contender, invs: &[Invocation], outs: &[Finished]) -> Result<()> {
-        check(invs, outs)?;
-        let lat = self.seen.entry(who.label.clone()).or_default();
-        lat.extend(outs.iter().map(|o| o.elapsed));
-        if lat.len() == self.total {
-            let lat = std::mem::take(lat);
+        super::all_succeeded(invs, outs)?;
+        if let Some(lat) = self.seen.record(&who.label, outs, self.total) {
             let half = self.total / 2;
             let (adds, dels) = lat.split_at(half);
             line("ADD", &who.label, adds);
@@ -222,7 +204,7 @@ impl Scenario for Parallel {
             .collect()
     }
     fn verify(&mut self, who: &Contender, invs: &[Invocation], outs: &[Finished]) -> Result<()> {
-        check(invs, outs)?;
+        super::all_succeeded(invs, outs)?;
         let is_add = invs
             .first()
             .is_some_and(|i| i.describe().contains("CNI_COMMAND=\"ADD\""));

@@ -7,7 +7,6 @@
 //! Lives beside `cni-bench.rs` (included with `#[path]`) so the bench
 //! program needs only its registration line.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -27,7 +26,7 @@ pub struct SequentialAddDel {
     /// Samples per contender, warm-up included: the first half ADDs.
     total: usize,
     /// Latencies per contender label, in sample order.
-    seen: HashMap<String, Vec<Duration>>,
+    seen: super::Latencies,
 }
 
 impl SequentialAddDel {
@@ -114,21 +113,8 @@ impl Scenario for SequentialAddDel {
             .timeout(None)])
     }
     fn verify(&mut self, who: &Contender, invs: &[Invocation], outs: &[Finished]) -> Result<()> {
-        for (inv, out) in invs.iter().zip(outs) {
-            if !out.status.success() {
-                anyhow::bail!(
-                    "{} failed ({}):\nstdout: {}\nstderr: {}",
-                    inv.describe(),
-                    out.status,
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-        }
-        let lat = self.seen.entry(who.label.clone()).or_default();
-        lat.extend(outs.iter().map(|o| o.elapsed));
-        if lat.len() == self.total {
-            let lat = std::mem::take(lat);
+        super::all_succeeded(invs, outs)?;
+        if let Some(lat) = self.seen.record(&who.label, outs, self.total) {
             self.report(&who.label, &lat);
         }
         Ok(())

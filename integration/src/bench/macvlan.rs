@@ -7,7 +7,6 @@
 //! Lives beside `cni-bench.rs` (included with `#[path]`) so the bench
 //! program needs only its registration line.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -30,7 +29,7 @@ pub struct AddThenDel {
     host: String,
     /// Samples per contender, warm-up included: the first half ADDs.
     total: usize,
-    seen: HashMap<String, Vec<Duration>>,
+    seen: super::Latencies,
 }
 
 impl AddThenDel {
@@ -144,21 +143,8 @@ impl Scenario for AddThenDel {
             .timeout(None)])
     }
     fn verify(&mut self, who: &Contender, invs: &[Invocation], outs: &[Finished]) -> Result<()> {
-        for (inv, out) in invs.iter().zip(outs) {
-            if !out.status.success() {
-                bail!(
-                    "{} failed ({}):\nstdout: {}\nstderr: {}",
-                    inv.describe(),
-                    out.status,
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-        }
-        let lat = self.seen.entry(who.label.clone()).or_default();
-        lat.extend(outs.iter().map(|o| o.elapsed));
-        if lat.len() == self.total {
-            let lat = std::mem::take(lat);
+        super::all_succeeded(invs, outs)?;
+        if let Some(lat) = self.seen.record(&who.label, outs, self.total) {
             self.report(&who.label, &lat);
         }
         Ok(())

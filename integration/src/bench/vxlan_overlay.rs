@@ -13,7 +13,6 @@
 //! Lives beside `cni-bench.rs` (included with `#[path]`) so the bench
 //! program needs only its registration lines.
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -71,7 +70,7 @@ pub struct AddDel {
     pool: Option<NetnsPool>,
     underlay: String,
     total: usize,
-    seen: HashMap<String, Vec<Duration>>,
+    seen: super::Latencies,
 }
 
 impl AddDel {
@@ -169,21 +168,8 @@ impl Scenario for AddDel {
             .timeout(None)])
     }
     fn verify(&mut self, who: &Contender, invs: &[Invocation], outs: &[Finished]) -> Result<()> {
-        for (inv, out) in invs.iter().zip(outs) {
-            if !out.status.success() {
-                bail!(
-                    "{} failed ({}):\nstdout: {}\nstderr: {}",
-                    inv.describe(),
-                    out.status,
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-        }
-        let lat = self.seen.entry(who.label.clone()).or_default();
-        lat.extend(outs.iter().map(|o| o.elapsed));
-        if lat.len() == self.total {
-            let lat = std::mem::take(lat);
+        super::all_succeeded(invs, outs)?;
+        if let Some(lat) = self.seen.record(&who.label, outs, self.total) {
             self.report(&who.label, &lat);
         }
         Ok(())

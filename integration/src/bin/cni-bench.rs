@@ -93,18 +93,41 @@ trait Scenario {
     ) -> Result<Vec<Invocation>>;
     /// Untimed check of a sample's outcome; by default every process must exit 0.
     fn verify(&mut self, _who: &Contender, invs: &[Invocation], outs: &[Finished]) -> Result<()> {
-        for (inv, out) in invs.iter().zip(outs) {
-            if !out.status.success() {
-                bail!(
-                    "{} failed ({}):\nstdout: {}\nstderr: {}",
-                    inv.describe(),
-                    out.status,
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
+        all_succeeded(invs, outs)
+    }
+}
+
+/// Every process of a sample exited 0 (otherwise the call and its output).
+fn all_succeeded(invs: &[Invocation], outs: &[Finished]) -> Result<()> {
+    for (inv, out) in invs.iter().zip(outs) {
+        if !out.status.success() {
+            bail!(
+                "{} failed ({}):\nstdout: {}\nstderr: {}",
+                inv.describe(),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        Ok(())
+    }
+    Ok(())
+}
+
+/// Latencies collected per contender until a scenario's run is complete,
+/// for scenarios that report more than the overall median (per verb, first
+/// and last hundred).
+#[derive(Default)]
+struct Latencies {
+    seen: std::collections::HashMap<String, Vec<Duration>>,
+}
+
+impl Latencies {
+    /// Add a sample's latencies; once `total` are in for `label`, hand
+    /// them all over.
+    fn record(&mut self, label: &str, outs: &[Finished], total: usize) -> Option<Vec<Duration>> {
+        let lat = self.seen.entry(label.to_string()).or_default();
+        lat.extend(outs.iter().map(|o| o.elapsed));
+        (lat.len() == total).then(|| std::mem::take(lat))
     }
 }
 
