@@ -286,12 +286,11 @@ fn cases() -> Vec<Case> {
 /// (they stay after the last DEL too); nothing per container stays.
 const SHARED_DEVICES: [&str; 3] = ["brh", "vxbr4242", "vxlan4242"];
 
-fn shared_devices_may_stay(plugin: &str, case: &str) -> bool {
+fn shared_devices_may_stay(_plugin: &str, case: &str) -> bool {
     // IPAM itself fails at run time (the path is only refused by the
-    // kernel). vxlan-overlay (still in progress) also builds its devices
-    // before it looks for the IPAM plugin on CNI_PATH; bridge no longer
-    // does (ipam::locate first).
-    case.contains("dataDir") || (plugin == "vxlan-overlay" && case.starts_with("CNI_PATH"))
+    // kernel). A bad CNI_PATH is refused before anything is built
+    // (ipam::add_alongside locates the IPAM plugin first).
+    case.contains("dataDir")
 }
 
 #[test]
