@@ -263,17 +263,7 @@ fn reliability_torn_lease_stays_taken_until_gc() {
 fn root_reliability_damaged_cache_never_blocks_del_or_gc() {
     let net = Net::new("cache", "10.72.0.0/24");
     let dir = TempDir::new("cache");
-    let mut plugin = net.conf.clone();
-    let obj = plugin.as_object_mut().unwrap();
-    obj.remove("cniVersion");
-    obj.remove("name");
-    std::fs::create_dir_all(dir.join("net.d")).unwrap();
-    std::fs::write(
-        dir.join("net.d/10-c.conflist"),
-        serde_json::to_vec(&json!({"cniVersion": "1.1.0", "name": net.name, "plugins": [plugin]}))
-            .unwrap(),
-    )
-    .unwrap();
+    net.write_conflist(dir.path());
     let cnitool = |args: &[&str], valid: Option<&str>| -> Output {
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net={}", net.host.path_str()))

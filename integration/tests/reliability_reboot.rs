@@ -14,20 +14,6 @@ use common::{Ctr, Net};
 use integration::{our_binary, FakeHost, Invocation, Netns, TempDir};
 use serde_json::{json, Value};
 
-fn write_conflist(net: &Net, dir: &Path) {
-    let mut plugin = net.conf.clone();
-    let obj = plugin.as_object_mut().unwrap();
-    obj.remove("cniVersion");
-    obj.remove("name");
-    std::fs::create_dir_all(dir.join("net.d")).unwrap();
-    std::fs::write(
-        dir.join("net.d/10-r.conflist"),
-        serde_json::to_vec(&json!({"cniVersion": "1.1.0", "name": net.name, "plugins": [plugin]}))
-            .unwrap(),
-    )
-    .unwrap();
-}
-
 fn cnitool(net: &Net, dir: &Path, args: &[&str], valid: Option<&str>) -> Output {
     let mut cmd = Command::new("nsenter");
     cmd.arg(format!("--net={}", net.host.path_str()))
@@ -68,7 +54,7 @@ fn root_reliability_gc_after_reboot_through_cnitool() {
     let mut net = Net::new("reb", "10.81.0.0/24");
     let tmp = TempDir::new("reb");
     let dir = tmp.path();
-    write_conflist(&net, dir);
+    net.write_conflist(dir);
     let nss: Vec<Netns> = (0..4).map(|_| Netns::new("rb")).collect();
     for ns in &nss {
         cnitool(&net, dir, &["add", &net.name, &ns.path_str()], None);

@@ -104,12 +104,7 @@ impl Scenario for AddThenDel {
         slot: usize,
         sample: usize,
     ) -> Result<Vec<Invocation>> {
-        let half = self.total / 2;
-        let (verb, n) = if sample < half {
-            ("ADD", sample)
-        } else {
-            ("DEL", sample - half)
-        };
+        let (verb, n) = super::add_then_del(sample, self.total);
         let ns = self
             .pool
             .as_ref()

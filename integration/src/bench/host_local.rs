@@ -95,12 +95,7 @@ impl Scenario for SequentialAddDel {
         slot: usize,
         sample: usize,
     ) -> Result<Vec<Invocation>> {
-        let half = self.total / 2;
-        let (verb, n) = if sample < half {
-            ("ADD", sample)
-        } else {
-            ("DEL", sample - half)
-        };
+        let (verb, n) = super::add_then_del(sample, self.total);
         Ok(vec![Invocation::new(&who.path)
             .cni(
                 verb,

@@ -109,12 +109,7 @@ impl Scenario for AddThenDel {
         slot: usize,
         sample: usize,
     ) -> Result<Vec<Invocation>> {
-        let half = self.total / 2;
-        let (verb, n) = if sample < half {
-            ("ADD", sample)
-        } else {
-            ("DEL", sample - half)
-        };
+        let (verb, n) = super::add_then_del(sample, self.total);
         let per_slot = self.total.div_ceil(2);
         let ns = self
             .pool

@@ -138,12 +138,7 @@ impl Scenario for AddDel {
         slot: usize,
         sample: usize,
     ) -> Result<Vec<Invocation>> {
-        let half = self.total / 2;
-        let (verb, n) = if sample < half {
-            ("ADD", sample)
-        } else {
-            ("DEL", sample - half)
-        };
+        let (verb, n) = super::add_then_del(sample, self.total);
         let data = self.data.as_ref().context("setup ran")?;
         let name = format!("benchvx{slot}");
         let conf = if who.which.is_some() {
@@ -155,7 +150,7 @@ impl Scenario for AddDel {
             .pool
             .as_ref()
             .context("setup ran")?
-            .get(slot * half + n);
+            .get(slot * (self.total / 2) + n);
         Ok(vec![Invocation::new(&who.path)
             .cni(
                 verb,

@@ -113,6 +113,17 @@ fn all_succeeded(invs: &[Invocation], outs: &[Finished]) -> Result<()> {
     Ok(())
 }
 
+/// For scenarios that ADD a batch of containers, then DEL them: the verb
+/// of `sample` among `total` and the container it concerns.
+fn add_then_del(sample: usize, total: usize) -> (&'static str, usize) {
+    let half = total / 2;
+    if sample < half {
+        ("ADD", sample)
+    } else {
+        ("DEL", sample - half)
+    }
+}
+
 /// Latencies collected per contender until a scenario's run is complete,
 /// for scenarios that report more than the overall median (per verb, first
 /// and last hundred).

@@ -56,6 +56,26 @@ impl Snapshot {
 }
 
 impl Net {
+    /// This network as the only conflist in `<dir>/net.d`, for cnitool.
+    #[allow(dead_code)]
+    pub fn write_conflist(&self, dir: &Path) {
+        let mut plugin = self.conf.clone();
+        let obj = plugin
+            .as_object_mut()
+            .expect("a plugin config is an object");
+        obj.remove("cniVersion");
+        obj.remove("name");
+        std::fs::create_dir_all(dir.join("net.d")).unwrap();
+        std::fs::write(
+            dir.join("net.d/10-net.conflist"),
+            serde_json::to_vec(
+                &json!({"cniVersion": "1.1.0", "name": self.name, "plugins": [plugin]}),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    }
+
     pub fn new(tag: &str, subnet: &str) -> Net {
         require_root();
         let host = FakeHost::new(tag);
