@@ -18,6 +18,10 @@ build:
     @# target/release, where users and runtimes expect them (that folder also holds cargo's host artifacts)
     @mkdir -p target/release && for b in {{plugins}} cnitool cni-bench; do ln -f "{{target_bin}}/$b" target/release/; done
 
+# Build the plugins with test-only fault injection (CNI_RS_FAULT_AFTER) into their own folder, for the reliability tests
+build-fault:
+    cargo build --profile fault --workspace --bins --features cni-plugin/fault
+
 # Install the Debian packages the demo and benchmark use (only those missing)
 deps:
     #!/usr/bin/env bash
@@ -72,7 +76,7 @@ install dest="/opt/cni/bin": build
     done
 
 # Unit tests and the end-to-end tests in network namespaces (those need root)
-test: deps-clients build
+test: deps-clients build build-fault
     #!/usr/bin/env bash
     set -euo pipefail
     if [ "$(id -u)" -eq 0 ]; then
@@ -91,18 +95,18 @@ fuzz secs="60":
 fuzz-smoke secs="10":
     {{just_executable()}} _fuzz {{secs}} none
 
-# Build and run every fuzz target of libcni/fuzz for `secs` seconds; any crash fails
+# Build and run every fuzz target of fuzz/ for `secs` seconds; any crash fails
 _fuzz secs sanitizer:
     #!/usr/bin/env bash
     set -euo pipefail
     command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
-    cd libcni/fuzz
+    cd fuzz
     # cargo fuzz hands rustc -Z flags; the stable toolchain takes them with RUSTC_BOOTSTRAP.
     export RUSTC_BOOTSTRAP=1
     cargo fuzz build -O -s {{sanitizer}}
     # Seeds (the corpus is not committed): real configs, results, store and cache files.
     mkdir -p corpus/{netconf,runtime_config,prev_result,result_cache,host_local_store,cni_args}
-    for f in ../../conf-examples/*; do
+    for f in ../conf-examples/*; do
       cp "$f" corpus/netconf/
       jq -c '.plugins[0] + {cniVersion, name}' "$f" > corpus/netconf/plugin-$(basename "$f") 2>/dev/null || true
       { printf 'DEL\0ctr1\0eth0\0IgnoreUnknown=1;MAC=02:00:00:00:00:01\0'; cat corpus/netconf/plugin-$(basename "$f") 2>/dev/null || true; } > corpus/runtime_config/$(basename "$f")
@@ -120,7 +124,7 @@ _fuzz secs sanitizer:
       if ! out=$(cargo fuzz run -O -s {{sanitizer}} "$t" "corpus/$t" -- \
             -max_total_time={{secs}} -max_len=65536 -print_final_stats=1 2>&1); then
         echo "$out" | tail -60
-        echo "fuzz $t: CRASH (the input is in libcni/fuzz/artifacts/$t/)" >&2
+        echo "fuzz $t: CRASH (the input is in fuzz/artifacts/$t/)" >&2
         exit 1
       fi
       runs=$(echo "$out" | sed -n 's/^stat::number_of_executed_units: *//p' | tail -1)

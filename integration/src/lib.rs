@@ -6,11 +6,13 @@
 //! runs inside a namespace the harness created, and every namespace is
 //! deleted when its handle drops (also while a test panics).
 
+pub mod clients;
 pub mod conflist;
 pub mod netns;
 pub mod paths;
 pub mod plugin;
 pub mod proc;
+pub mod reliability;
 pub mod state;
 pub mod tempdir;
 

@@ -43,6 +43,34 @@ pub fn our_bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CNI_BIN_DIR") {
         return PathBuf::from(dir);
     }
+    profile_dir("release")
+}
+
+/// The folder with our binaries built with test-only fault injection
+/// (`just build-fault`: cargo profile `fault`, feature `cni-plugin/fault`);
+/// override with `CNI_FAULT_BIN_DIR`. Release binaries ignore
+/// `CNI_RS_FAULT_AFTER`, so the fault suites need these.
+pub fn fault_bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CNI_FAULT_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    profile_dir("fault")
+}
+
+/// Our fault-injecting binary `name`; panics with the command that builds it.
+pub fn fault_binary(name: &str) -> PathBuf {
+    let p = fault_bin_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} not found: build the fault-injecting binaries first with `just build-fault`, \
+         or point CNI_FAULT_BIN_DIR at the folder holding them",
+        p.display()
+    );
+    p
+}
+
+/// Cargo's output folder of `profile`.
+fn profile_dir(profile: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));
@@ -54,11 +82,11 @@ pub fn our_bin_dir() -> PathBuf {
     // .cargo/config.toml builds for an explicit target (static binaries), so
     // fresh builds land below the triple; `just build` also links them into
     // target/release, which may be stale after a bare `cargo build`.
-    let triple = target.join(env!("BUILD_TARGET")).join("release");
+    let triple = target.join(env!("BUILD_TARGET")).join(profile);
     if triple.is_dir() {
         return triple;
     }
-    target.join("release")
+    target.join(profile)
 }
 
 /// The folder with the reference Go plugins.

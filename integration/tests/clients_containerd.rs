@@ -5,8 +5,7 @@
 //! `/etc/cni/net.d` and the plugins in `/opt/cni/bin`, which the sandbox
 //! replaces with private folders.
 
-#[path = "../clients/common.rs"]
-mod common;
+use integration::clients as common;
 
 use std::path::Path;
 use std::process::Command;

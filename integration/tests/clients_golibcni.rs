@@ -6,8 +6,7 @@
 //! a result a real runtime accepts. Also: libcni's cache and our cnitool's
 //! read each other.
 
-#[path = "../clients/common.rs"]
-mod common;
+use integration::clients as common;
 
 use common::{container_ip, same_attachment, GoCni, Machine};
 use integration::netns::unique_ifname;

@@ -4,8 +4,7 @@
 //! bridge, and the reference chained plugins (tuning, portmap) after our
 //! bridge, each reading the other's results (prevResult) and leases.
 
-#[path = "../clients/common.rs"]
-mod common;
+use integration::clients as common;
 
 use common::{container_ip, GoCni, Machine};
 use integration::netns::unique_ifname;

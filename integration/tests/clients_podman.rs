@@ -5,8 +5,7 @@
 //! storage.conf, CNI config folder and state; the machine's own
 //! /etc/cni/net.d (podman's 87-podman-bridge.conflist) is never read.
 
-#[path = "../clients/common.rs"]
-mod common;
+use integration::clients as common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

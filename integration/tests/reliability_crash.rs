@@ -7,8 +7,7 @@
 //! host-local is called directly (it needs no namespace), so the store
 //! tests run without root; the cache tests drive cnitool in a fake host.
 
-#[path = "reliability/common.rs"]
-mod common;
+use integration::reliability as common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -1,18 +1,18 @@
 //! Fault injection: a plugin SIGKILLed at every step of ADD and of DEL (by
-//! the test-only `CNI_RS_FAULT_AFTER`, see libcni::fault, and by a timer),
+//! the test-only `CNI_RS_FAULT_AFTER`, see cni_plugin::fault, and by a timer),
 //! then DEL as a runtime would send it. Afterwards nothing of the killed
 //! attachment may be left (no veth, no lease, no rule, no cache entry),
 //! nothing of a bystander container may be lost, and the same container
 //! must ADD again.
 
-#[path = "reliability/common.rs"]
-mod common;
+use integration::reliability as common;
 
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::{run_killed_after, stopped, Ctr, Net, Snapshot, Stopped};
-use integration::{our_binary, Netns, TempDir};
+use integration::paths::fault_binary;
+use integration::{Netns, TempDir};
 use serde_json::{json, Value};
 
 const FAULT: &str = "CNI_RS_FAULT_AFTER";
@@ -75,7 +75,7 @@ fn root_reliability_kill_during_add_at_every_step() {
         let baseline = net.snapshot();
         for point in ADD_POINTS {
             let c = Ctr::new("f");
-            let out = net.inv("ADD", &c, &net.conf).env(FAULT, point).run();
+            let out = net.inv_faulty("ADD", &c, &net.conf).env(FAULT, point).run();
             let how = stopped(&out);
             assert_ne!(
                 how,
@@ -94,7 +94,7 @@ fn root_reliability_kill_during_add_at_every_step() {
         for n in 1..=ADD_POINTS.len() {
             let c = Ctr::new("n");
             let out = net
-                .inv("ADD", &c, &net.conf)
+                .inv_faulty("ADD", &c, &net.conf)
                 .env(FAULT, &n.to_string())
                 .run();
             if stopped(&out) != Stopped::Completed {
@@ -128,7 +128,7 @@ fn root_reliability_kill_during_del_then_del_again() {
             let c = Ctr::new("d");
             let r = net.add(&c);
             let out = net
-                .inv("DEL", &c, &net.with_prev(&r))
+                .inv_faulty("DEL", &c, &net.with_prev(&r))
                 .env(FAULT, point)
                 .run();
             assert_ne!(
@@ -161,7 +161,7 @@ fn root_reliability_kill_by_timer_during_add_and_del() {
         let after = Duration::from_micros(250 * step);
         let c = Ctr::new("t");
         // ADD killed after `after`.
-        let inv = net.inv("ADD", &c, &net.conf);
+        let inv = net.inv_faulty("ADD", &c, &net.conf);
         tried += 1;
         if run_killed_after(&inv, after) {
             killed += 1;
@@ -170,7 +170,7 @@ fn root_reliability_kill_by_timer_during_add_and_del() {
         assert_eq!(net.snapshot(), baseline, "ADD killed after {after:?}");
         // DEL killed after `after`, then DEL again.
         let r = net.add(&c);
-        let inv = net.inv("DEL", &c, &net.with_prev(&r));
+        let inv = net.inv_faulty("DEL", &c, &net.with_prev(&r));
         tried += 1;
         if run_killed_after(&inv, after) {
             killed += 1;
@@ -204,10 +204,10 @@ fn root_reliability_kill_cnitool_around_the_cache() {
     .unwrap();
     let cache = dir.join("cache");
     let cnitool = |verb: &str, ns: &Netns, fault: Option<&str>| -> Output {
-        let bin_dir = our_binary("bridge").parent().unwrap().to_path_buf();
+        let bin_dir = fault_binary("bridge").parent().unwrap().to_path_buf();
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net={}", net.host.path_str()))
-            .arg(our_binary("cnitool"))
+            .arg(fault_binary("cnitool"))
             .args([verb, net.name.as_str(), &ns.path_str()])
             .env("NETCONFPATH", &conf_dir)
             .env("CNI_CACHE_DIR", &cache)
@@ -264,4 +264,29 @@ fn cache_entries(cache: &std::path::Path) -> usize {
     std::fs::read_dir(cache.join("results"))
         .map(|d| d.flatten().count())
         .unwrap_or(0)
+}
+
+/// The release build has no fault injection: a plugin started with the
+/// variable set, by name or by number, does its work and exits 0.
+#[test]
+fn root_reliability_release_binaries_ignore_fault_injection() {
+    let net = Net::new("frel", "10.54.0.0/24");
+    for point in [
+        "1",
+        "2",
+        "bridge.add.after-veth",
+        "host-local.add.before-commit",
+    ] {
+        let c = Ctr::new("r");
+        let out = net.inv("ADD", &c, &net.conf).env(FAULT, point).run();
+        assert_eq!(
+            stopped(&out),
+            Stopped::Completed,
+            "{point}: a release binary obeyed {FAULT}:\n{}",
+            out.report()
+        );
+        let r = out.expect_ok_json();
+        net.del(&c, Some(&r)).expect_ok_silent();
+    }
+    assert!(net.snapshot().is_empty(), "{:?}", net.snapshot());
 }

@@ -10,8 +10,7 @@
 //! NUL bytes cannot reach a plugin through its environment (execve takes
 //! C strings), so they are tested where they can arrive: inside the JSON.
 
-#[path = "reliability/common.rs"]
-mod common;
+use integration::reliability as common;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::{symlink, PermissionsExt};

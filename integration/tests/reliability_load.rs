@@ -5,8 +5,7 @@
 //! two containers at once, no error but code 11 (and only if the retry
 //! succeeds), and nothing is left after the last DEL.
 
-#[path = "reliability/common.rs"]
-mod common;
+use integration::reliability as common;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -4,8 +4,7 @@
 //! `cnitool gc NET` (all of them, or all but CNI_VALID_ATTACHMENTS), and
 //! by the plugins' own GC (spec 1.1) for attachments no cache knows.
 
-#[path = "reliability/common.rs"]
-mod common;
+use integration::reliability as common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -5,10 +5,10 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
+use cni_spec::error::{code, ErrorList};
+use cni_spec::{Attachment, CniResult, IpConfig};
+use cni_spec::{Error, Result};
 use ipnetwork::IpNetwork;
-use libcni::error::{code, ErrorList};
-use libcni::spec::{Attachment, CniResult, IpConfig};
-use libcni::{Error, Result};
 
 use crate::config::LabeledSet;
 use crate::range::{canonical, Range};
@@ -54,7 +54,7 @@ pub fn allocate(
         // attachment held before.
         for ip in new {
             if let Err(e) = store.release(ip, owner) {
-                libcni::log::error(&format!("rollback: failed to release {ip}: {e}"));
+                cni_plugin::log::error(&format!("rollback: failed to release {ip}: {e}"));
             }
         }
     }
@@ -171,7 +171,7 @@ pub fn gc(store: &mut dyn Store, valid: &[Attachment]) -> Result<()> {
             None => false,
         };
         if !kept {
-            libcni::log::debug(&format!("gc: releasing {} ({:?})", lease.ip, lease.owner));
+            cni_plugin::log::debug(&format!("gc: releasing {} ({:?})", lease.ip, lease.owner));
             errors.check(
                 store
                     .release_lease(lease)

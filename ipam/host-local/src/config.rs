@@ -5,8 +5,8 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use libcni::spec::{CniArgs, Dns, NetConf, Route};
-use libcni::{Error, Result};
+use cni_spec::{CniArgs, Dns, NetConf, Route};
+use cni_spec::{Error, Result};
 use serde_json::{Map, Value};
 
 use crate::range::{parse_ip, RangeSet, RangeSpec};

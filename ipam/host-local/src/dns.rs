@@ -1,6 +1,6 @@
 //! `ipam.resolvConf`: a resolv.conf file turned into the result's `dns`.
 
-use libcni::spec::Dns;
+use cni_spec::Dns;
 
 /// Read `nameserver`, `domain`, `search` and `options` lines as the
 /// reference does: comments (`#`, `;`) and short lines are skipped, the

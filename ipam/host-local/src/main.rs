@@ -1,19 +1,14 @@
 //! host-local: hands out addresses from configured ranges and records
 //! them under `dataDir/<network>`, in the reference plugin's format.
 
-mod allocator;
-mod config;
-mod dns;
-mod range;
-mod store;
+use cni_plugin::fault;
+use cni_plugin::skel::{self, About, Plugin, Request};
+use cni_spec::CniResult;
+use cni_spec::{Error, Result};
 
-use libcni::skel::{self, About, Plugin, Request};
-use libcni::spec::CniResult;
-use libcni::{fault, Error, Result};
-
-use config::IpamConfig;
-use store::disk::DiskStore;
-use store::{Owner, Store};
+use host_local::config::{self, IpamConfig};
+use host_local::store::disk::DiskStore;
+use host_local::store::{Owner, Store};
 
 const ABOUT: About = About {
     name: "host-local",
@@ -49,7 +44,12 @@ impl Plugin for HostLocal {
         let conf = IpamConfig::load(&req.config, &req.args)?;
         let dns = conf.dns()?;
         let ips = with_store(req, &conf.data_dir, |store| {
-            let ips = allocator::allocate(store, &conf.range_sets, &owner(req), &conf.requested);
+            let ips = host_local::allocator::allocate(
+                store,
+                &conf.range_sets,
+                &owner(req),
+                &conf.requested,
+            );
             fault::point("host-local.add.before-commit");
             ips
         })?;
@@ -77,7 +77,7 @@ impl Plugin for HostLocal {
         let conf = IpamConfig::load(&req.config, &req.args)?;
         let prev = req.config.prev_result()?;
         with_store(req, &conf.data_dir, |store| {
-            allocator::check(store, &conf.range_sets, &owner(req), prev.as_ref())
+            host_local::allocator::check(store, &conf.range_sets, &owner(req), prev.as_ref())
         })
     }
 
@@ -85,7 +85,7 @@ impl Plugin for HostLocal {
         let conf = IpamConfig::load(&req.config, &req.args)?;
         let mut store = DiskStore::open(&conf.data_dir, &req.config.name)
             .map_err(|e| Error::not_available(format!("store unusable: {}", e.msg)))?;
-        allocator::status(&mut store, &conf.range_sets)
+        host_local::allocator::status(&mut store, &conf.range_sets)
     }
 
     fn gc(&self, req: &Request) -> Result<()> {
@@ -96,7 +96,7 @@ impl Plugin for HostLocal {
         };
         let data_dir = config::data_dir(&req.config)?;
         with_store(req, &data_dir, |store| {
-            let res = allocator::gc(store, &valid);
+            let res = host_local::allocator::gc(store, &valid);
             fault::point("host-local.gc.before-commit");
             res
         })

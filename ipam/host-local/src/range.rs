@@ -5,8 +5,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use cni_spec::{Error, Result};
 use ipnetwork::IpNetwork;
-use libcni::{Error, Result};
 
 /// One pool: addresses `start..=end` of `subnet`, with `gateway` never
 /// handed out.

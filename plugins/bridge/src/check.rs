@@ -1,13 +1,14 @@
 //! CHECK: the attachment still looks as ADD left it (spec: interfaces,
 //! addresses, routes and rules match `prevResult`).
 
-use libcni::attach::check::{self, expect_kind, expect_mac};
-use libcni::attach::names::host_veth_name;
-use libcni::ifconfig;
-use libcni::netlink::{Link, Netlink};
-use libcni::skel::Request;
-use libcni::spec::CniResult;
-use libcni::{ipam, Error, Result};
+use cni_attach::check::{self, expect_kind, expect_mac};
+use cni_attach::names::host_veth_name;
+use cni_net::ifconfig;
+use cni_net::netlink::{Link, Netlink};
+use cni_plugin::ipam;
+use cni_plugin::skel::Request;
+use cni_spec::CniResult;
+use cni_spec::{Error, Result};
 
 use crate::config::Conf;
 use crate::firewall;
@@ -22,7 +23,7 @@ pub fn check(req: &Request, conf: &Conf) -> Result<()> {
     }
     let (cidx, cif) = check::container_interface(req, &prev)?;
 
-    let ns = req.open_netns()?;
+    let ns = cni_net::netns::NetNs::open(req.netns_path()?)?;
     let mut ctr = Netlink::new_in(&ns)?;
     let mut host = Netlink::new()?;
 

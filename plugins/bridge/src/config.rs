@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use libcni::netlink::{check_ifname, parse_mac, Mac};
-use libcni::skel::Request;
-use libcni::{Error, Result};
+use cni_net::netlink::{check_ifname, parse_mac, Mac};
+use cni_plugin::skel::Request;
+use cni_spec::{Error, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -212,8 +212,8 @@ fn container_mac(req: &Request) -> Result<Option<Mac>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use libcni::skel::Command;
-    use libcni::spec::{CniArgs, NetConf, Version};
+    use cni_plugin::skel::Command;
+    use cni_spec::{CniArgs, NetConf, Version};
     use serde_json::json;
 
     fn req(conf: Value, cni_args: &str) -> Request {

@@ -1,16 +1,17 @@
-//! The bridge's use of `libcni::firewall`: which shared rules a network
+//! The bridge's use of `cni_net::firewall`: which shared rules a network
 //! needs (masquerade of its subnets, isolation from other bridge networks),
 //! and the per-container MAC spoof check with its rollback guard.
 
-use libcni::firewall::{self, NetworkFirewall};
-use libcni::netlink::Mac;
-use libcni::spec::{Attachment, CniResult};
-use libcni::{log, Result};
+use cni_net::firewall::{self, NetworkFirewall};
+use cni_net::netlink::Mac;
+use cni_plugin::log;
+use cni_spec::Result;
+use cni_spec::{Attachment, CniResult};
 
 use crate::config::Conf;
 use crate::result;
 
-pub use libcni::firewall::{
+pub use cni_net::firewall::{
     check_network, check_spoofcheck, del_container, ensure_network, remove_network,
 };
 

@@ -5,25 +5,27 @@
 //! cannot reach each other.
 
 mod check;
-mod config;
 mod firewall;
 mod result;
 
 use std::thread;
 use std::time::Duration;
 
-use libcni::attach::bridge::{self, BridgeOpts};
-use libcni::attach::container::{self, IfaceOpts};
-use libcni::attach::lock::NetworkLock;
-use libcni::attach::names::host_veth_name;
-use libcni::attach::veth::{self, PortOpts, VethRequest};
-use libcni::error::ErrorList;
-use libcni::netlink::{self, Netlink};
-use libcni::netns::NetNs;
-use libcni::skel::{self, About, Plugin, Request};
-use libcni::spec::CniResult;
-use libcni::{fault, ipam, log, Error, Result};
+use cni_attach::bridge::{self, BridgeOpts};
+use cni_attach::container::{self, IfaceOpts};
+use cni_attach::lock::NetworkLock;
+use cni_attach::names::host_veth_name;
+use cni_attach::veth::{self, PortOpts, VethRequest};
+use cni_net::netlink::{self, Netlink};
+use cni_net::netns::NetNs;
+use cni_plugin::skel::{self, About, Plugin, Request};
+use cni_plugin::{fault, ipam, log};
+use cni_spec::error::ErrorList;
+use cni_spec::CniResult;
+use cni_spec::{Error, Result};
 
+// The parser lives in the library half of this crate (the fuzzers use it).
+use ::bridge::config;
 use config::Conf;
 use result::CONTAINER_IF;
 

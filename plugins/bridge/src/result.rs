@@ -3,10 +3,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use cni_net::netlink::{format_mac, Link};
+use cni_spec::{CniResult, Interface, Route};
+use cni_spec::{Error, Result};
 use ipnetwork::IpNetwork;
-use libcni::netlink::{format_mac, Link};
-use libcni::spec::{CniResult, Interface, Route};
-use libcni::{Error, Result};
 
 /// Index of the container interface in `interfaces` (bridge, host veth,
 /// container), where the reference puts it too.

@@ -2,11 +2,11 @@
 //! again (DEL), as the reference plugin does. `CNI_IFNAME` is ignored: the
 //! loopback interface is always `lo`.
 
-use libcni::netlink::{format_mac, Netlink};
-use libcni::netns::NetNs;
-use libcni::skel::{self, About, Plugin, Request};
-use libcni::spec::{CniResult, Interface, IpConfig};
-use libcni::{Error, Result};
+use cni_net::netlink::{format_mac, Netlink};
+use cni_net::netns::NetNs;
+use cni_plugin::skel::{self, About, Plugin, Request};
+use cni_spec::{CniResult, Interface, IpConfig};
+use cni_spec::{Error, Result};
 
 const ABOUT: About = About {
     name: "loopback",
@@ -17,7 +17,7 @@ struct Loopback;
 
 impl Plugin for Loopback {
     fn add(&self, req: &Request) -> Result<CniResult> {
-        let ns = req.open_netns()?;
+        let ns = cni_net::netns::NetNs::open(req.netns_path()?)?;
         let mut nl = Netlink::new_in(&ns)?;
         let lo = nl.link_by_name("lo")?;
         nl.set_link_up(lo.index)?;
@@ -68,7 +68,7 @@ impl Plugin for Loopback {
     }
 
     fn check(&self, req: &Request) -> Result<()> {
-        let ns = req.open_netns()?;
+        let ns = cni_net::netns::NetNs::open(req.netns_path()?)?;
         let mut nl = Netlink::new_in(&ns)?;
         let lo = nl.link_by_name("lo")?;
         if !lo.up {

@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use libcni::arp::ProbeOptions;
-use libcni::netlink::{parse_mac, Mac, MacvlanMode};
-use libcni::skel::Request;
-use libcni::spec::Dns;
-use libcni::{Error, Result};
+use cni_net::arp::ProbeOptions;
+use cni_net::netlink::{parse_mac, Mac, MacvlanMode};
+use cni_plugin::skel::Request;
+use cni_spec::Dns;
+use cni_spec::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -144,9 +144,9 @@ fn dad_of(raw: &Map<String, Value>) -> Result<Option<ProbeOptions>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use libcni::skel::Command;
-    use libcni::spec::version::Version;
-    use libcni::spec::{CniArgs, NetConf};
+    use cni_plugin::skel::Command;
+    use cni_spec::version::Version;
+    use cni_spec::{CniArgs, NetConf};
     use serde_json::json;
 
     fn req(conf: Value, args: &str) -> Request {

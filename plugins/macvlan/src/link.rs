@@ -4,11 +4,13 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 
-use libcni::netlink::{self, format_mac, Mac, MacvlanSpec, Netlink};
-use libcni::netns::{self, NetNs};
-use libcni::skel::Request;
-use libcni::spec::{CniResult, Interface};
-use libcni::{ifconfig, log, Error, Result};
+use cni_net::ifconfig;
+use cni_net::netlink::{self, format_mac, Mac, MacvlanSpec, Netlink};
+use cni_net::netns::{self, NetNs};
+use cni_plugin::log;
+use cni_plugin::skel::Request;
+use cni_spec::{CniResult, Interface};
+use cni_spec::{Error, Result};
 
 use crate::conf::Conf;
 

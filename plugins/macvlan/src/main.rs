@@ -31,13 +31,15 @@ mod link;
 mod master;
 mod vlan;
 
-use libcni::arp::{ArpSocket, ProbeOptions};
-use libcni::error::ErrorList;
-use libcni::netlink::{sysctl, Netlink};
-use libcni::netns::NetNs;
-use libcni::skel::{self, About, Plugin, Request};
-use libcni::spec::{CniResult, IpConfig};
-use libcni::{ifconfig, ipam, log, Error, Result};
+use cni_net::arp::{ArpSocket, ProbeOptions};
+use cni_net::ifconfig;
+use cni_net::netlink::{sysctl, Netlink};
+use cni_net::netns::NetNs;
+use cni_plugin::skel::{self, About, Plugin, Request};
+use cni_plugin::{ipam, log};
+use cni_spec::error::ErrorList;
+use cni_spec::{CniResult, IpConfig};
+use cni_spec::{Error, Result};
 
 use conf::Conf;
 use link::ContainerLink;
@@ -71,7 +73,7 @@ fn vlan_user(req: &Request) -> String {
 impl Plugin for Macvlan {
     fn add(&self, req: &Request) -> Result<CniResult> {
         let conf = Conf::load(req)?;
-        let ns = req.open_netns()?;
+        let ns = cni_net::netns::NetNs::open(req.netns_path()?)?;
 
         // 1. The master, and the MTU it allows.
         let mut master_nl = master_netlink(&conf, &ns)?;
@@ -149,7 +151,7 @@ impl Plugin for Macvlan {
 
     fn check(&self, req: &Request) -> Result<()> {
         let conf = Conf::load(req)?;
-        let ns = req.open_netns()?;
+        let ns = cni_net::netns::NetNs::open(req.netns_path()?)?;
         if ipam::wanted(req) {
             ipam::check(req)?;
         }

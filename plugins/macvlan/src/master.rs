@@ -2,8 +2,9 @@
 //! config, or the interface of the default route; a missing `parent.id`
 //! name is an 802.1Q sub-interface created on demand (see [`crate::vlan`]).
 
-use libcni::netlink::{Link, Netlink, RT_TABLE_MAIN};
-use libcni::{log, Error, Result};
+use cni_net::netlink::{Link, Netlink, RT_TABLE_MAIN};
+use cni_plugin::log;
+use cni_spec::{Error, Result};
 
 use crate::conf::Conf;
 use crate::vlan;

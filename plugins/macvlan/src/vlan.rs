@@ -16,11 +16,12 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use libcni::netlink::{self, Link, Netlink, VlanSpec};
-use libcni::netns::NetNs;
-use libcni::spec::Attachment;
-use libcni::store::{Dir, Durability, FileLock};
-use libcni::{log, Error, Result};
+use cni_net::netlink::{self, Link, Netlink, VlanSpec};
+use cni_net::netns::NetNs;
+use cni_plugin::log;
+use cni_spec::Attachment;
+use cni_spec::{Error, Result};
+use cni_state::{Dir, Durability, FileLock, LockMode};
 
 const STATE_ROOT: &str = "/run/cni/macvlan";
 const OWNED: &str = "owned";
@@ -54,9 +55,8 @@ impl VlanState {
         let (dev, ino) = NetNs::current()?.identity()?;
         let root = Dir::create_all(Path::new(STATE_ROOT), 0o700)
             .map_err(|e| Error::from_io(format_args!("create {STATE_ROOT}"), e))?;
-        let lock = root
-            .lock("vlan.lock")
-            .map_err(|e| Error::from_io(format_args!("lock {STATE_ROOT}/vlan.lock"), e))?;
+        let lock = cni_state::lock::lock("macvlan-vlan", LockMode::Exclusive)
+            .map_err(|e| Error::from_io(format_args!("lock macvlan-vlan"), e))?;
         Ok(VlanState {
             root,
             key: format!("{dev}-{ino}-{name}"),

@@ -2,12 +2,13 @@
 //! network's tunnel: the VXLAN device matches the config, is a port of the
 //! bridge and floods to every peer.
 
-use libcni::attach::check::{self, expect_kind, expect_mac};
-use libcni::attach::names::host_veth_name;
-use libcni::ifconfig;
-use libcni::netlink::{Link, Netlink};
-use libcni::skel::Request;
-use libcni::{ipam, Error, Result};
+use cni_attach::check::{self, expect_kind, expect_mac};
+use cni_attach::names::host_veth_name;
+use cni_net::ifconfig;
+use cni_net::netlink::{Link, Netlink};
+use cni_plugin::ipam;
+use cni_plugin::skel::Request;
+use cni_spec::{Error, Result};
 
 use crate::config::Conf;
 use crate::tunnel::{self, Want};
@@ -23,7 +24,7 @@ pub fn check(req: &Request, conf: &Conf) -> Result<()> {
     }
     let (cidx, cif) = check::container_interface(req, &prev)?;
 
-    let ns = req.open_netns()?;
+    let ns = cni_net::netns::NetNs::open(req.netns_path()?)?;
     let mut ctr = Netlink::new_in(&ns)?;
     let mut host = Netlink::new()?;
     let under = underlay::resolve(&mut host, conf)?;

@@ -4,10 +4,10 @@
 
 use std::net::IpAddr;
 
+use cni_net::netlink::check_ifname;
+use cni_plugin::skel::Request;
+use cni_spec::{Error, Result};
 use ipnetwork::IpNetwork;
-use libcni::netlink::check_ifname;
-use libcni::skel::Request;
-use libcni::{Error, Result};
 use serde::Deserialize;
 
 use crate::subnet;
@@ -169,8 +169,8 @@ fn unique_peers(peers: &[IpAddr], local: Option<IpAddr>) -> Result<Vec<IpAddr>> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use libcni::skel::Command;
-    use libcni::spec::{CniArgs, NetConf, Version};
+    use cni_plugin::skel::Command;
+    use cni_spec::{CniArgs, NetConf, Version};
     use serde_json::{json, Value};
 
     fn load(extra: Value) -> Result<Conf> {

@@ -16,9 +16,9 @@
 
 use std::net::IpAddr;
 
+use cni_spec::{CniResult, NetConf};
+use cni_spec::{Error, Result};
 use ipnetwork::IpNetwork;
-use libcni::spec::{CniResult, NetConf};
-use libcni::{Error, Result};
 use serde_json::Value;
 
 /// One host-local range as far as the subnet rules go.

@@ -14,9 +14,10 @@
 
 use std::net::IpAddr;
 
-use libcni::attach::bridge::{self, BridgeOpts};
-use libcni::netlink::{self, Link, NeighFamily, NeighMode, Neighbour, Netlink, VxlanSpec};
-use libcni::{log, Error, Result};
+use cni_attach::bridge::{self, BridgeOpts};
+use cni_net::netlink::{self, Link, NeighFamily, NeighMode, Neighbour, Netlink, VxlanSpec};
+use cni_plugin::log;
+use cni_spec::{Error, Result};
 
 use crate::config::Conf;
 use crate::underlay::Underlay;
@@ -228,7 +229,7 @@ pub fn remove(nl: &mut Netlink, conf: &Conf) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use libcni::netlink::VxlanInfo;
+    use cni_net::netlink::VxlanInfo;
 
     fn want() -> Want {
         Want {

@@ -6,8 +6,8 @@
 
 use std::net::IpAddr;
 
-use libcni::netlink::{AddrScope, Address, Link, Netlink, RT_TABLE_MAIN};
-use libcni::{Error, Result};
+use cni_net::netlink::{AddrScope, Address, Link, Netlink, RT_TABLE_MAIN};
+use cni_spec::{Error, Result};
 
 use crate::config::{Conf, OVERHEAD_V4, OVERHEAD_V6};
 

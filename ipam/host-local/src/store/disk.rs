@@ -24,8 +24,8 @@ use std::io;
 use std::net::IpAddr;
 use std::path::Path;
 
-use libcni::store::{Dir, Durability, FileLock, TEMP_PREFIX};
-use libcni::{Error, Result};
+use cni_spec::{Error, Result};
+use cni_state::{Dir, Durability, FileLock, TEMP_PREFIX};
 
 use super::index::{Entry, Index, Stamp};
 use super::{Held, Lease, LeaseOwner, Listing, Owner, Store};
@@ -78,7 +78,7 @@ impl DiskStore {
     /// Open `<data_dir>/<network>` (creating it) and take its lock.
     pub fn open(data_dir: &Path, network: &str) -> Result<DiskStore> {
         // Defence in depth: skel validated the name, but it becomes a path.
-        libcni::spec::validate::network_name(network)?;
+        cni_spec::validate::network_name(network)?;
         let data = Dir::create_all(data_dir, 0o755).map_err(|e| {
             io_err(
                 format_args!("failed to open dataDir {}", data_dir.display()),
@@ -134,7 +134,7 @@ impl DiskStore {
     }
 
     fn rebuild_index(&mut self) -> Result<()> {
-        libcni::log::debug(&format!("rebuilding the lease index of {}", self.network));
+        cni_plugin::log::debug(&format!("rebuilding the lease index of {}", self.network));
         let listing = self.list()?;
         self.index.rebuild(&listing.leases);
         self.index_ready = true;
@@ -209,7 +209,7 @@ impl Store for DiskStore {
             )
             .map_err(|e| io_err(format_args!("failed to reserve {name}"), e))?;
         if created {
-            libcni::fault::point("host-local.add.after-reserve");
+            cni_plugin::fault::point("host-local.add.after-reserve");
             self.modified = true;
             self.index
                 .add(Entry {
@@ -229,7 +229,7 @@ impl Store for DiskStore {
             _ => return Ok(false),
         }
         let removed = self.remove_lease(ip)?;
-        libcni::fault::point("host-local.del.after-release");
+        cni_plugin::fault::point("host-local.del.after-release");
         self.index
             .remove(ip, &owner.id)
             .map_err(|e| io_err("failed to update the lease index", e))?;
@@ -298,7 +298,7 @@ impl Store for DiskStore {
                 self.dir.write_in_place(&name, text.as_bytes(), 0o600)
             });
         if let Err(e) = res {
-            libcni::log::error(&format!("failed to write {name}: {e}"));
+            cni_plugin::log::error(&format!("failed to write {name}: {e}"));
         }
         Ok(())
     }

@@ -37,7 +37,7 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::IpAddr;
 
-use libcni::store::Dir;
+use cni_state::Dir;
 use nix::sys::stat::FileStat;
 use serde::{Deserialize, Serialize};
 
@@ -221,7 +221,7 @@ impl Index {
                     continue;
                 };
                 if (name.starts_with(BUCKET_PREFIX) && !self.buckets.contains_key(name))
-                    || name.starts_with(libcni::store::TEMP_PREFIX)
+                    || name.starts_with(cni_state::TEMP_PREFIX)
                 {
                     dir.remove(name)?;
                 }
@@ -238,7 +238,7 @@ impl Index {
                 }
             }
         }
-        libcni::fault::point("host-local.index.before-stamp");
+        cni_plugin::fault::point("host-local.index.before-stamp");
         dir.write_in_place(STAMP, stamp.0.as_bytes(), 0o600)?;
         self.rebuilt = false;
         Ok(())

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use libcni::{Error, Result};
+use cni_spec::{Error, Result};
 
 use super::{Held, Lease, LeaseOwner, Listing, Owner, Store};
 

@@ -11,7 +11,7 @@ pub mod memory;
 
 use std::net::IpAddr;
 
-use libcni::{Error, Result};
+use cni_spec::{Error, Result};
 
 /// The attachment an address is reserved for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

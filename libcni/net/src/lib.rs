@@ -1,0 +1,11 @@
+//! The kernel toolkit: network namespaces ([`netns`]), a synchronous
+//! netlink layer for links, addresses, routes, neighbours and sysctls
+//! ([`netlink`]), nftables rules in tables of our own ([`firewall`]),
+//! RFC 5227 ARP probes ([`arp`]) and an interface's addresses and routes
+//! from a CNI result ([`ifconfig`]). No CNI plugin logic lives here.
+
+pub mod arp;
+pub mod firewall;
+pub mod ifconfig;
+pub mod netlink;
+pub mod netns;
