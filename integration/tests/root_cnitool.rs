@@ -159,7 +159,14 @@ fn root_cnitool_create_validates_like_docker() {
             ],
             "no matching subnet for range",
         ),
-        (&["network", "create", "-d", "weave", "n2"], "drivers are"),
+        (
+            &["network", "create", "-d", "weave", "n2"],
+            "plugin \"weave\" not found",
+        ),
+        (
+            &["network", "create", "-d", "../../bin/sh", "n2"],
+            "not a valid plugin name",
+        ),
         (&["network", "create", "-d", "macvlan", "n2"], "parent"),
         (&["network", "create", "-o", "bogus=1", "n2"], "bogus"),
         (&["network", "create", "bad/name"], "invalid"),
@@ -406,4 +413,174 @@ fn root_cnitool_bridge_network_lifecycle_leaves_nothing() {
         })
         .unwrap_or_default();
     assert!(ipam.is_empty(), "lease dirs left: {ipam:?}");
+}
+
+/// Help, version and completion come from the parser; a bad flag is a
+/// cnitool error with status 1. Needs no namespace.
+#[test]
+fn cnitool_answers_help_version_and_completion() {
+    let run = |args: &[&str]| {
+        Command::new(our_binary("cnitool"))
+            .args(args)
+            .output()
+            .expect("spawn cnitool")
+    };
+    let help = run(&["network", "create", "--help"]);
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "-d, --driver",
+        "--subnet",
+        "--ip-range",
+        "--aux-address",
+        "-o, --opt",
+    ] {
+        assert!(text.contains(flag), "{flag} missing in:\n{text}");
+    }
+    let v = run(&["--version"]);
+    assert!(v.status.success());
+    assert!(String::from_utf8_lossy(&v.stdout).starts_with("cnitool "));
+    for shell in ["bash", "zsh", "fish"] {
+        let c = run(&["completion", shell]);
+        assert!(c.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&c.stdout);
+        assert!(script.contains("aux-address"), "{shell}: {script}");
+    }
+    let bad = run(&["network", "ls", "--bogus"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.starts_with("cnitool: unexpected argument '--bogus'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn root_cnitool_refuses_bad_driver_options_at_create_and_writes_nothing() {
+    let c = Cli::new("badopt");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["-o", "com.docker.network.driver.mtu=99999999"],
+            "invalid MTU number: 99999999",
+        ),
+        (
+            &["-o", "com.docker.network.bridge.name=../../x"],
+            "invalid bridge name \"../../x\"",
+        ),
+        (
+            &[
+                "-o",
+                "com.docker.network.bridge.name=a-twenty-eight-char-long-nam",
+            ],
+            "invalid bridge name",
+        ),
+        (
+            &["-d", "macvlan", "-o", "parent=a/b"],
+            "invalid parent interface",
+        ),
+        (&["-d", "overlay", "-o", "vni=0"], "invalid VXLAN ID: 0"),
+        (
+            &["-d", "overlay", "-o", "vni=9", "-o", "port=70000"],
+            "invalid VXLAN port: 70000",
+        ),
+        (&["-d", "ptp", "-o", "mtu=10"], "invalid MTU number: 10"),
+        (&["-d", "ptp", "-o", "type=bridge"], "cannot be set"),
+    ];
+    for (flags, want) in cases {
+        let mut args = vec!["network", "create"];
+        args.extend_from_slice(flags);
+        args.push("refused");
+        let err = c.fails(&args);
+        assert!(
+            err.contains(want),
+            "{flags:?}: expected {want:?} in {err:?}"
+        );
+    }
+    let written: Vec<_> = std::fs::read_dir(c.dir.join("net.d"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name())
+                .filter(|n| !n.to_string_lossy().starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(written.is_empty(), "refused creates wrote {written:?}");
+    let links = c.host.exec_ok(&["ip", "-o", "link"]);
+    assert_eq!(links.lines().count(), 1, "{links}");
+}
+
+/// Docker's third-party drivers: any CNI plugin on CNI_PATH, here the
+/// reference ptp, with host-local from --subnet.
+#[test]
+fn root_cnitool_remote_driver_ptp_connects_a_sandbox() {
+    let c = Cli::new("ptp");
+    c.ok(&[
+        "network",
+        "create",
+        "-d",
+        "ptp",
+        "--subnet",
+        "10.64.0.0/24",
+        "-o",
+        "ipMasq=false",
+        "p2p",
+    ]);
+    let conflist: Value =
+        serde_json::from_slice(&std::fs::read(c.dir.join("net.d/p2p.conflist")).unwrap()).unwrap();
+    let plugin = &conflist["plugins"][0];
+    assert_eq!(plugin["type"], "ptp");
+    assert_eq!(plugin["ipMasq"], false, "-o values parsed as JSON");
+    assert_eq!(plugin["ipam"]["ranges"][0][0]["subnet"], "10.64.0.0/24");
+    let ls = c.ok(&["network", "ls", "--filter", "name=p2p"]);
+    assert!(
+        ls.lines().any(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.get(1) == Some(&"p2p") && cols.get(2) == Some(&"ptp")
+        }),
+        "{ls}"
+    );
+
+    let sb = c.sandbox("sbp");
+    c.ok(&["network", "connect", "p2p", &sb]);
+    let v: Value = serde_json::from_str(&c.ok(&["network", "inspect", "p2p"])).unwrap();
+    assert_eq!(v[0]["Driver"], "ptp");
+    let addr = v[0]["Containers"][&sb]["IPv4Address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        addr.starts_with("10.64.0.") && addr.ends_with("/24"),
+        "{addr}"
+    );
+    let inside = c
+        .host
+        .exec_ok(&["ip", "-n", &sb, "-4", "-br", "addr", "show", "eth0"]);
+    assert!(inside.contains(&addr), "{inside}");
+    // ptp puts the gateway address on the host end of the veth pair.
+    let host_end = c.host.exec_ok(&["ip", "-4", "-br", "addr"]);
+    assert!(host_end.contains("10.64.0.1/32"), "{host_end}");
+    c.host.exec_ok(&[
+        "ip",
+        "netns",
+        "exec",
+        &sb,
+        "ping",
+        "-c1",
+        "-W2",
+        "10.64.0.1",
+    ]);
+
+    c.ok(&["network", "disconnect", "p2p", &sb]);
+    c.ok(&["network", "rm", "p2p"]);
+    c.ok(&["sandbox", "rm", &sb]);
+    let links = c.host.exec_ok(&["ip", "-o", "link"]);
+    assert_eq!(links.lines().count(), 1, "only lo is left:\n{links}");
+    assert!(!c.dir.join("net.d/p2p.conflist").exists());
+    assert!(std::fs::read_dir(c.dir.join("cache/results"))
+        .unwrap()
+        .next()
+        .is_none());
+    assert!(
+        !c.dir.join("ipam/p2p").exists(),
+        "the network's lease dir is gone"
+    );
 }

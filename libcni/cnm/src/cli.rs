@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 use super::endpoints::{self, ConnectOptions, Endpoint, Sandbox};
 use super::model::{Driver, Network, Pool};
 use super::registry::{self, Entry, Registry};
+use super::remote;
+use clap::{Args, Subcommand};
 use cni_runtime::CniConfig;
 use cni_spec::error::{Error, ErrorList, Result};
 use cni_spec::Attachment;
@@ -33,74 +35,148 @@ impl Settings {
     }
 }
 
-const NETWORK_USAGE: &str = "\
-usage: cnitool network COMMAND
-  create [-d DRIVER] [--subnet CIDR] [--ip-range CIDR] [--gateway IP]
-         [--aux-address NAME=IP] [--internal] [--ipv6] [-o KEY=VALUE]
-         [--label KEY=VALUE] NAME
-  ls [-q] [--filter KEY=VALUE] [--format json]
-  inspect NETWORK...
-  rm NETWORK...
-  prune [-f]
-  connect [--ip IP] [--ip6 IP] [--alias NAME] NETWORK SANDBOX
-  disconnect NETWORK SANDBOX";
-
-/// Flags and positionals of one command line.
-struct Args {
-    flags: Vec<(String, String)>,
-    positional: Vec<String>,
+/// `cnitool network ...`: Docker's network commands, flags and spellings.
+#[derive(Debug, Subcommand)]
+pub enum NetworkCmd {
+    /// Create a network (a conflist in NETCONFPATH)
+    Create(CreateArgs),
+    /// List networks
+    #[command(visible_alias = "list")]
+    Ls(LsArgs),
+    /// Display detailed information on one or more networks
+    Inspect(InspectArgs),
+    /// Remove one or more networks
+    #[command(visible_alias = "remove")]
+    Rm(RmArgs),
+    /// Remove all networks without endpoints
+    Prune(PruneArgs),
+    /// Connect a sandbox to a network
+    Connect(ConnectArgs),
+    /// Disconnect a sandbox from a network
+    Disconnect(DisconnectArgs),
 }
 
-impl Args {
-    /// `with_value` lists the flags that take a value (as `--f v` or
-    /// `--f=v`); `switches` the ones that do not.
-    fn parse(raw: &[String], with_value: &[&str], switches: &[&str]) -> Result<Args> {
-        let mut flags = Vec::new();
-        let mut positional = Vec::new();
-        let mut it = raw.iter();
-        while let Some(a) = it.next() {
-            if !a.starts_with('-') || a == "-" {
-                positional.push(a.clone());
-                continue;
-            }
-            let (name, inline) = match a.split_once('=') {
-                Some((n, v)) => (n.to_string(), Some(v.to_string())),
-                None => (a.clone(), None),
-            };
-            if with_value.contains(&name.as_str()) {
-                let v = match inline {
-                    Some(v) => v,
-                    None => it.next().cloned().ok_or_else(|| {
-                        Error::invalid_config(format!("flag needs an argument: {name}"))
-                    })?,
-                };
-                flags.push((name, v));
-            } else if switches.contains(&name.as_str()) && inline.is_none() {
-                flags.push((name, "true".into()));
-            } else {
-                return Err(Error::invalid_config(format!(
-                    "unknown flag: {a}\n{NETWORK_USAGE}"
-                )));
-            }
-        }
-        Ok(Args { flags, positional })
-    }
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Driver: bridge, macvlan, overlay, or any CNI plugin on CNI_PATH
+    #[arg(short, long, default_value = "bridge")]
+    pub driver: String,
+    /// Subnet in CIDR format (repeat for several pools)
+    #[arg(long, value_name = "CIDR")]
+    pub subnet: Vec<String>,
+    /// Allocate addresses from a sub-range of a subnet
+    #[arg(long = "ip-range", value_name = "CIDR")]
+    pub ip_range: Vec<String>,
+    /// Gateway of a subnet
+    #[arg(long, value_name = "IP")]
+    pub gateway: Vec<String>,
+    /// Address of a subnet the allocator must not hand out
+    #[arg(long = "aux-address", value_name = "NAME=IP")]
+    pub aux_address: Vec<String>,
+    /// No masquerading and no default route: no way out of the network
+    #[arg(long)]
+    pub internal: bool,
+    /// Enable IPv6 (needed for an IPv6 --subnet)
+    #[arg(long)]
+    pub ipv6: bool,
+    /// Accepted for Docker compatibility: every network is attachable
+    #[arg(long)]
+    pub attachable: bool,
+    /// Driver option (for a CNI plugin driver, a key of its config)
+    #[arg(short = 'o', long = "opt", value_name = "KEY=VALUE")]
+    pub opt: Vec<String>,
+    /// Metadata on the network
+    #[arg(long, value_name = "KEY[=VALUE]")]
+    pub label: Vec<String>,
+    pub name: String,
+}
 
-    fn all(&self, names: &[&str]) -> Vec<&str> {
-        self.flags
-            .iter()
-            .filter(|(n, _)| names.contains(&n.as_str()))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only display network IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Filter: driver, id, label, name, scope, type (builtin|custom)
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+    /// Output format: json
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Do not truncate network IDs
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+}
 
-    fn one(&self, names: &[&str]) -> Option<&str> {
-        self.all(names).last().copied()
-    }
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Accepted for Docker compatibility: the output is always JSON
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Accepted for Docker compatibility
+    #[arg(short, long)]
+    pub verbose: bool,
+    #[arg(required = true, value_name = "NETWORK")]
+    pub networks: Vec<String>,
+}
 
-    fn has(&self, names: &[&str]) -> bool {
-        !self.all(names).is_empty()
-    }
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Accepted for Docker compatibility
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "NETWORK")]
+    pub networks: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Do not prompt (cnitool never prompts)
+    #[arg(short, long)]
+    pub force: bool,
+    /// Only prune the networks that match (keys as for ls)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// IPv4 address for the endpoint
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<String>,
+    /// IPv6 address for the endpoint
+    #[arg(long, value_name = "IP")]
+    pub ip6: Option<String>,
+    /// Network-scoped alias of the sandbox
+    #[arg(long)]
+    pub alias: Vec<String>,
+    pub network: String,
+    pub sandbox: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DisconnectArgs {
+    /// Accepted for Docker compatibility
+    #[arg(short, long)]
+    pub force: bool,
+    pub network: String,
+    pub sandbox: String,
+}
+
+/// `cnitool sandbox ...`: named network namespaces that stand for
+/// containers.
+#[derive(Debug, Subcommand)]
+pub enum SandboxCmd {
+    /// Create a sandbox: a named network namespace with only lo
+    Create { name: String },
+    /// List sandboxes and the networks they are on
+    #[command(visible_alias = "list")]
+    Ls,
+    /// Disconnect sandboxes from every network and delete them
+    #[command(visible_alias = "remove")]
+    Rm {
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
 }
 
 fn key_value(s: &str, what: &str) -> Result<(String, String)> {
@@ -120,31 +196,24 @@ fn ip(s: &str, what: &str) -> Result<IpAddr> {
 }
 
 /// `cnitool network ...`
-pub fn network(args: &[String], s: &Settings) -> Result<()> {
-    let Some(cmd) = args.first() else {
-        return Err(Error::invalid_config(NETWORK_USAGE));
-    };
-    let rest = &args[1..];
-    match cmd.as_str() {
-        "create" => create(rest, s),
-        "ls" | "list" => ls(rest, s),
-        "inspect" => inspect(rest, s),
-        "rm" | "remove" => rm(rest, s),
-        "prune" => prune(rest, s),
-        "connect" => connect(rest, s),
-        "disconnect" => disconnect(rest, s),
-        _ => Err(Error::invalid_config(format!(
-            "unknown network command {cmd:?}\n{NETWORK_USAGE}"
-        ))),
+pub fn network(cmd: NetworkCmd, s: &Settings) -> Result<()> {
+    match cmd {
+        NetworkCmd::Create(a) => create(&a, s),
+        NetworkCmd::Ls(a) => ls(&a, s),
+        NetworkCmd::Inspect(a) => inspect(&a, s),
+        NetworkCmd::Rm(a) => rm(&a, s),
+        NetworkCmd::Prune(a) => prune(&a, s),
+        NetworkCmd::Connect(a) => connect(&a, s),
+        NetworkCmd::Disconnect(a) => disconnect(&a, s),
     }
 }
 
 /// Pair each `--subnet` with the `--ip-range`/`--gateway` that falls in
 /// it, and each `--aux-address` likewise, as Docker does.
-fn pools_from(a: &Args) -> Result<Vec<Pool>> {
+fn pools_from(a: &CreateArgs) -> Result<Vec<Pool>> {
     let mut pools: Vec<Pool> = a
-        .all(&["--subnet"])
-        .into_iter()
+        .subnet
+        .iter()
         .map(|s| {
             Ok(Pool {
                 subnet: super::pools::canonical(cidr(s, "subnet")?),
@@ -156,7 +225,7 @@ fn pools_from(a: &Args) -> Result<Vec<Pool>> {
         .collect::<Result<_>>()?;
     let missing_subnet =
         |what: &str| Error::invalid_config(format!("{what} needs a --subnet it belongs to"));
-    for r in a.all(&["--ip-range"]) {
+    for r in &a.ip_range {
         let r = cidr(r, "ip-range")?;
         if pools.is_empty() {
             return Err(missing_subnet("--ip-range"));
@@ -167,7 +236,7 @@ fn pools_from(a: &Args) -> Result<Vec<Pool>> {
             .ok_or_else(|| Error::invalid_config(format!("no matching subnet for range {r}")))?;
         pools[idx].ip_range = Some(r);
     }
-    for g in a.all(&["--gateway"]) {
+    for g in &a.gateway {
         let g = ip(g, "gateway")?;
         if pools.is_empty() {
             return Err(missing_subnet("--gateway"));
@@ -178,7 +247,7 @@ fn pools_from(a: &Args) -> Result<Vec<Pool>> {
             .ok_or_else(|| Error::invalid_config(format!("no matching subnet for gateway {g}")))?;
         pools[idx].gateway = Some(g);
     }
-    for aux in a.all(&["--aux-address"]) {
+    for aux in &a.aux_address {
         let (name, addr) = key_value(aux, "aux-address")?;
         let addr = ip(&addr, "aux-address")?;
         let idx = pools
@@ -192,48 +261,28 @@ fn pools_from(a: &Args) -> Result<Vec<Pool>> {
     Ok(pools)
 }
 
-fn create(args: &[String], s: &Settings) -> Result<()> {
-    let a = Args::parse(
-        args,
-        &[
-            "-d",
-            "--driver",
-            "--subnet",
-            "--ip-range",
-            "--gateway",
-            "--aux-address",
-            "-o",
-            "--opt",
-            "--label",
-        ],
-        &["--internal", "--ipv6", "--attachable"],
-    )?;
-    let [name] = a.positional.as_slice() else {
-        return Err(Error::invalid_config(format!(
-            "network create needs exactly one NAME\n{NETWORK_USAGE}"
-        )));
-    };
-    let driver = Driver::parse(a.one(&["-d", "--driver"]).unwrap_or("bridge"))?;
+fn create(a: &CreateArgs, s: &Settings) -> Result<()> {
+    let driver = remote::resolve(&a.driver, &s.cni.path)?;
     let options = a
-        .all(&["-o", "--opt"])
-        .into_iter()
+        .opt
+        .iter()
         .map(|o| key_value(o, "option"))
         .collect::<Result<BTreeMap<_, _>>>()?;
     let labels = a
-        .all(&["--label"])
-        .into_iter()
+        .label
+        .iter()
         .map(|l| match l.split_once('=') {
             Some((k, v)) => (k.to_string(), v.to_string()),
             None => (l.to_string(), String::new()),
         })
         .collect();
     let net = Network {
-        name: name.clone(),
+        name: a.name.clone(),
         driver,
         created: String::new(),
-        internal: a.has(&["--internal"]),
-        ipv6: a.has(&["--ipv6"]),
-        ipam: pools_from(&a)?,
+        internal: a.internal,
+        ipv6: a.ipv6,
+        ipam: pools_from(a)?,
         options,
         labels,
         builtin: false,
@@ -241,6 +290,10 @@ fn create(args: &[String], s: &Settings) -> Result<()> {
     let e = s.registry().create(net)?;
     println!("{}", e.id);
     Ok(())
+}
+
+fn parse_filters(raw: &[String]) -> Result<Vec<(String, String)>> {
+    raw.iter().map(|f| key_value(f, "filter")).collect()
 }
 
 /// `--filter` as Docker applies it: every given key must match.
@@ -272,24 +325,15 @@ fn matches_filters(e: &Entry, filters: &[(String, String)]) -> Result<bool> {
     Ok(true)
 }
 
-fn ls(args: &[String], s: &Settings) -> Result<()> {
-    let a = Args::parse(
-        args,
-        &["-f", "--filter", "--format"],
-        &["-q", "--quiet", "--no-trunc"],
-    )?;
-    let filters = a
-        .all(&["-f", "--filter"])
-        .into_iter()
-        .map(|f| key_value(f, "filter"))
-        .collect::<Result<Vec<_>>>()?;
+fn ls(a: &LsArgs, s: &Settings) -> Result<()> {
+    let filters = parse_filters(&a.filter)?;
     let mut rows = Vec::new();
     for e in s.registry().list()? {
         if matches_filters(&e, &filters)? {
             rows.push(e);
         }
     }
-    let full = a.has(&["--no-trunc"]);
+    let full = a.no_trunc;
     let id = |e: &Entry| {
         if full {
             e.id.clone()
@@ -297,13 +341,13 @@ fn ls(args: &[String], s: &Settings) -> Result<()> {
             e.id[..12].to_string()
         }
     };
-    if a.has(&["-q", "--quiet"]) {
+    if a.quiet {
         for e in &rows {
             println!("{}", id(e));
         }
         return Ok(());
     }
-    match a.one(&["--format"]) {
+    match a.format.as_deref() {
         Some("json") | Some("{{json .}}") => {
             for e in &rows {
                 let n = e.network.as_ref();
@@ -425,16 +469,10 @@ fn inspect_json(e: &Entry, eps: &[Endpoint]) -> Value {
     })
 }
 
-fn inspect(args: &[String], s: &Settings) -> Result<()> {
-    let a = Args::parse(args, &["-f", "--format"], &["-v", "--verbose"])?;
-    if a.positional.is_empty() {
-        return Err(Error::invalid_config(
-            "network inspect needs at least one NETWORK",
-        ));
-    }
+fn inspect(a: &InspectArgs, s: &Settings) -> Result<()> {
     let reg = s.registry();
     let mut out = Vec::new();
-    for key in &a.positional {
+    for key in &a.networks {
         let e = reg.find(key)?;
         let eps = endpoints::endpoints(&s.cni, Some(&e.name))?;
         out.push(inspect_json(&e, &eps));
@@ -517,16 +555,10 @@ fn remove_lease_dir(dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn rm(args: &[String], s: &Settings) -> Result<()> {
-    let a = Args::parse(args, &[], &["-f", "--force"])?;
-    if a.positional.is_empty() {
-        return Err(Error::invalid_config(
-            "network rm needs at least one NETWORK",
-        ));
-    }
+fn rm(a: &RmArgs, s: &Settings) -> Result<()> {
     let reg = s.registry();
     let mut errs = ErrorList::new();
-    for key in &a.positional {
+    for key in &a.networks {
         match reg.find(key).and_then(|e| remove(&e, s)) {
             Ok(()) => println!("{key}"),
             Err(e) => errs.push(e),
@@ -535,12 +567,15 @@ fn rm(args: &[String], s: &Settings) -> Result<()> {
     errs.into_result()
 }
 
-fn prune(args: &[String], s: &Settings) -> Result<()> {
-    Args::parse(args, &["--filter"], &["-f", "--force"])?;
+fn prune(a: &PruneArgs, s: &Settings) -> Result<()> {
+    let filters = parse_filters(&a.filter)?;
     let mut removed = Vec::new();
     let mut errs = ErrorList::new();
     for e in s.registry().list()? {
-        if e.builtin || !endpoints::endpoints(&s.cni, Some(&e.name))?.is_empty() {
+        if e.builtin
+            || !matches_filters(&e, &filters)?
+            || !endpoints::endpoints(&s.cni, Some(&e.name))?.is_empty()
+        {
             continue;
         }
         match remove(&e, s) {
@@ -557,24 +592,14 @@ fn prune(args: &[String], s: &Settings) -> Result<()> {
     errs.into_result()
 }
 
-fn connect(args: &[String], s: &Settings) -> Result<()> {
-    let a = Args::parse(args, &["--ip", "--ip6", "--alias"], &[])?;
-    let [net, sandbox] = a.positional.as_slice() else {
-        return Err(Error::invalid_config(format!(
-            "network connect needs NETWORK and SANDBOX\n{NETWORK_USAGE}"
-        )));
-    };
+fn connect(a: &ConnectArgs, s: &Settings) -> Result<()> {
     let opts = ConnectOptions {
-        ip: a.one(&["--ip"]).map(|v| ip(v, "--ip")).transpose()?,
-        ip6: a.one(&["--ip6"]).map(|v| ip(v, "--ip6")).transpose()?,
-        aliases: a
-            .all(&["--alias"])
-            .into_iter()
-            .map(str::to_string)
-            .collect(),
+        ip: a.ip.as_deref().map(|v| ip(v, "--ip")).transpose()?,
+        ip6: a.ip6.as_deref().map(|v| ip(v, "--ip6")).transpose()?,
+        aliases: a.alias.clone(),
     };
-    let e = s.registry().find(net)?;
-    let sb = Sandbox::resolve(sandbox)?;
+    let e = s.registry().find(&a.network)?;
+    let sb = Sandbox::resolve(&a.sandbox)?;
     if endpoints::connect(&s.cni, &e, &sb, &opts)?.is_none() {
         println!(
             "network host: sandbox {} needs no attachment; a container on the host network uses the host's own namespace",
@@ -584,25 +609,18 @@ fn connect(args: &[String], s: &Settings) -> Result<()> {
     Ok(())
 }
 
-fn disconnect(args: &[String], s: &Settings) -> Result<()> {
-    let a = Args::parse(args, &[], &["-f", "--force"])?;
-    let [net, sandbox] = a.positional.as_slice() else {
-        return Err(Error::invalid_config(
-            "network disconnect needs NETWORK and SANDBOX",
-        ));
-    };
-    let e = s.registry().find(net)?;
-    endpoints::disconnect(&s.cni, &e, &Sandbox::resolve(sandbox)?)
+fn disconnect(a: &DisconnectArgs, s: &Settings) -> Result<()> {
+    let e = s.registry().find(&a.network)?;
+    endpoints::disconnect(&s.cni, &e, &Sandbox::resolve(&a.sandbox)?)
 }
 
 /// `cnitool sandbox create|ls|rm NAME`
-pub fn sandbox(args: &[String], s: &Settings) -> Result<()> {
-    let usage = "usage: cnitool sandbox create|ls|rm NAME";
-    match args {
-        [cmd, name] if cmd == "create" => {
-            endpoints::create_sandbox(&Sandbox::resolve(name)?, s.cni.cache.root())
+pub fn sandbox(cmd: SandboxCmd, s: &Settings) -> Result<()> {
+    match cmd {
+        SandboxCmd::Create { name } => {
+            endpoints::create_sandbox(&Sandbox::resolve(&name)?, s.cni.cache.root())
         }
-        [cmd] if cmd == "ls" || cmd == "list" => {
+        SandboxCmd::Ls => {
             let eps = endpoints::endpoints(&s.cni, None)?;
             let rows: Vec<[String; 2]> = endpoints::list_sandboxes(s.cni.cache.root(), &eps)?
                 .into_iter()
@@ -618,78 +636,124 @@ pub fn sandbox(args: &[String], s: &Settings) -> Result<()> {
             print_table(["SANDBOX", "NETWORKS"], &rows);
             Ok(())
         }
-        [cmd, names @ ..] if (cmd == "rm" || cmd == "remove") && !names.is_empty() => {
+        SandboxCmd::Rm { names } => {
             let nets = s.registry().list()?;
             let mut errs = ErrorList::new();
-            for name in names {
+            for name in &names {
                 let sb = Sandbox::resolve(name)?;
                 errs.check(endpoints::disconnect_all(&s.cni, &sb, &nets));
                 errs.check(endpoints::delete_sandbox(&sb, s.cni.cache.root()));
             }
             errs.into_result()
         }
-        _ => Err(Error::invalid_config(usage)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
-    fn strings(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
+    #[derive(Parser)]
+    struct Network {
+        #[command(subcommand)]
+        cmd: NetworkCmd,
+    }
+
+    fn create_args(v: &[&str]) -> CreateArgs {
+        let argv = ["network", "create"].iter().chain(v).copied();
+        match Network::try_parse_from(argv).unwrap().cmd {
+            NetworkCmd::Create(a) => a,
+            other => panic!("not create: {other:?}"),
+        }
     }
 
     #[test]
-    fn flags_take_values_inline_or_next() {
-        let a = Args::parse(
-            &strings(&["--subnet=10.0.0.0/24", "-d", "bridge", "--internal", "n1"]),
-            &["--subnet", "-d"],
-            &["--internal"],
-        )
-        .unwrap();
-        assert_eq!(a.one(&["--subnet"]), Some("10.0.0.0/24"));
-        assert_eq!(a.one(&["-d"]), Some("bridge"));
-        assert!(a.has(&["--internal"]));
-        assert_eq!(a.positional, ["n1"]);
-        assert!(Args::parse(&strings(&["--bogus"]), &[], &[]).is_err());
-        assert!(Args::parse(&strings(&["--subnet"]), &["--subnet"], &[]).is_err());
+    fn flags_take_values_inline_or_next_and_repeat() {
+        let a = create_args(&[
+            "--subnet=10.0.0.0/24",
+            "--subnet",
+            "10.1.0.0/24",
+            "-d",
+            "ptp",
+            "-o",
+            "mtu=1400",
+            "--opt=ipMasq=true",
+            "--internal",
+            "--",
+            "-n1",
+        ]);
+        assert_eq!(a.subnet, ["10.0.0.0/24", "10.1.0.0/24"]);
+        assert_eq!(a.driver, "ptp");
+        assert_eq!(a.opt, ["mtu=1400", "ipMasq=true"]);
+        assert!(a.internal && !a.ipv6);
+        assert_eq!(a.name, "-n1", "-- ends the flags");
+        assert_eq!(create_args(&["n"]).driver, "bridge");
+        let argv = |v: &[&'static str]| ["network"].iter().chain(v).copied().collect::<Vec<_>>();
+        for bad in [
+            &["create", "--bogus", "n"][..],
+            &["create", "--subnet"],
+            &["create"],
+            &["connect", "n"],
+            &["ls", "extra"],
+        ] {
+            assert!(Network::try_parse_from(argv(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn docker_spellings_of_the_other_verbs() {
+        let p = |v: &[&str]| {
+            Network::try_parse_from(["network"].iter().chain(v).copied())
+                .unwrap()
+                .cmd
+        };
+        let NetworkCmd::Ls(l) = p(&["list", "-q", "-f", "driver=bridge", "--no-trunc"]) else {
+            panic!()
+        };
+        assert!(l.quiet && l.no_trunc);
+        assert_eq!(l.filter, ["driver=bridge"]);
+        let NetworkCmd::Connect(c) = p(&["connect", "--ip", "10.0.0.9", "--alias", "a", "n", "s"])
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (c.ip.as_deref(), c.network.as_str()),
+            (Some("10.0.0.9"), "n")
+        );
+        assert!(
+            matches!(p(&["remove", "-f", "a", "b"]), NetworkCmd::Rm(r) if r.force && r.networks.len() == 2)
+        );
+        assert!(matches!(p(&["inspect", "-v", "a"]), NetworkCmd::Inspect(i) if i.verbose));
+        assert!(
+            matches!(p(&["prune", "-f", "--filter", "label=x"]), NetworkCmd::Prune(r) if r.force)
+        );
     }
 
     #[test]
     fn pools_pair_ranges_and_gateways_with_their_subnet() {
-        let a = Args::parse(
-            &strings(&[
-                "--subnet",
-                "10.1.0.0/16",
-                "--subnet",
-                "10.2.0.0/16",
-                "--ip-range",
-                "10.2.5.0/24",
-                "--gateway",
-                "10.1.0.254",
-                "--aux-address",
-                "router=10.2.0.2",
-            ]),
-            &["--subnet", "--ip-range", "--gateway", "--aux-address"],
-            &[],
-        )
-        .unwrap();
+        let a = create_args(&[
+            "--subnet",
+            "10.1.0.0/16",
+            "--subnet",
+            "10.2.0.0/16",
+            "--ip-range",
+            "10.2.5.0/24",
+            "--gateway",
+            "10.1.0.254",
+            "--aux-address",
+            "router=10.2.0.2",
+            "n",
+        ]);
         let p = pools_from(&a).unwrap();
         assert_eq!(p[0].gateway.unwrap().to_string(), "10.1.0.254");
         assert_eq!(p[1].ip_range.unwrap().to_string(), "10.2.5.0/24");
         assert_eq!(p[1].aux_addresses["router"].to_string(), "10.2.0.2");
-        let bad = Args::parse(
-            &strings(&["--subnet", "10.1.0.0/16", "--gateway", "10.9.0.1"]),
-            &["--subnet", "--gateway"],
-            &[],
-        )
-        .unwrap();
+        let bad = create_args(&["--subnet", "10.1.0.0/16", "--gateway", "10.9.0.1", "n"]);
         assert!(pools_from(&bad)
             .unwrap_err()
             .msg
             .contains("no matching subnet for gateway"));
-        let bad = Args::parse(&strings(&["--gateway", "10.9.0.1"]), &["--gateway"], &[]).unwrap();
-        assert!(pools_from(&bad).is_err());
+        assert!(pools_from(&create_args(&["--gateway", "10.9.0.1", "n"])).is_err());
     }
 }

@@ -30,9 +30,20 @@ const OPT_PORT: &[&str] = &["port", "com.docker.network.driver.overlay.port"];
 const OPT_UNDERLAY: &[&str] = &["underlay", "underlayDevice"];
 const OPT_LOCAL_IP: &[&str] = &["localIP", "local_ip"];
 
-/// Options each driver understands; anything else is refused, as Docker
-/// refuses unknown driver options for most drivers.
-fn known_options(d: Driver) -> Vec<&'static str> {
+/// Keys a remote driver's `-o` may not set: the runtime owns them.
+const RESERVED_KEYS: &[&str] = &[
+    "type",
+    "name",
+    "cniVersion",
+    "cniVersions",
+    "ipam",
+    "runtimeConfig",
+    "prevResult",
+];
+
+/// Options each built-in driver understands; anything else is refused, as
+/// Docker refuses unknown driver options for most drivers.
+fn known_options(d: &Driver) -> Vec<&'static str> {
     let mut k: Vec<&'static str> = OPT_MTU.to_vec();
     match d {
         Driver::Bridge => {
@@ -56,13 +67,28 @@ fn known_options(d: Driver) -> Vec<&'static str> {
                 k.extend_from_slice(o);
             }
         }
-        Driver::Host | Driver::Null => {}
+        Driver::Host | Driver::Null | Driver::Remote(_) => {}
     }
     k
 }
 
+/// Refuse what the driver cannot take, at `network create` rather than at
+/// the first connect: unknown options, and values the kernel would refuse.
 pub fn check_options(n: &Network) -> Result<()> {
-    let known = known_options(n.driver);
+    if let Driver::Remote(r) = &n.driver {
+        if let Some(k) = n
+            .options
+            .keys()
+            .find(|k| RESERVED_KEYS.contains(&k.as_str()))
+        {
+            return Err(Error::invalid_config(format!(
+                "option {k:?} cannot be set for driver {}: the runtime sets it",
+                r.plugin
+            )));
+        }
+        return Ok(());
+    }
+    let known = known_options(&n.driver);
     for key in n.options.keys() {
         if !known.contains(&key.as_str()) {
             return Err(Error::invalid_config(format!(
@@ -87,14 +113,48 @@ fn bool_opt(n: &Network, keys: &[&str], default: bool) -> Result<bool> {
     }
 }
 
-fn num_opt(n: &Network, keys: &[&str]) -> Result<Option<u64>> {
-    n.option(keys)
-        .map(|v| {
-            v.parse::<u64>().map_err(|_| {
-                Error::invalid_config(format!("option {} must be a number, got {v:?}", keys[0]))
-            })
-        })
-        .transpose()
+/// A numeric option within `range`; `what` names it in Docker's style
+/// (`invalid MTU number: 99999999 (must be 68-65535)`).
+fn num_opt(
+    n: &Network,
+    keys: &[&str],
+    what: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Option<u64>> {
+    let Some(v) = n.option(keys) else {
+        return Ok(None);
+    };
+    match v.parse::<u64>() {
+        Ok(x) if range.contains(&x) => Ok(Some(x)),
+        _ => Err(Error::invalid_config(format!(
+            "invalid {what}: {v} (must be {}-{})",
+            range.start(),
+            range.end()
+        ))),
+    }
+}
+
+const MTU_RANGE: std::ops::RangeInclusive<u64> = 68..=65535;
+const VNI_RANGE: std::ops::RangeInclusive<u64> = 1..=16_777_215;
+const PORT_RANGE: std::ops::RangeInclusive<u64> = 1..=65535;
+
+/// An option naming an interface: one the kernel accepts.
+fn ifname_opt<'a>(n: &'a Network, keys: &[&str], what: &str) -> Result<Option<&'a str>> {
+    let Some(v) = n.option(keys) else {
+        return Ok(None);
+    };
+    cni_net::netlink::check_ifname(v)
+        .map_err(|e| Error::invalid_config(format!("invalid {what} {v:?}: {}", e.msg)))?;
+    Ok(Some(v))
+}
+
+/// A remote driver's `-o` value as a plugin key: JSON when it parses as a
+/// number, boolean, list or object, else the string itself.
+fn option_value(v: &str) -> Value {
+    match serde_json::from_str::<Value>(v) {
+        Ok(j @ (Value::Number(_) | Value::Bool(_) | Value::Array(_) | Value::Object(_))) => j,
+        _ => Value::String(v.to_string()),
+    }
 }
 
 /// Docker names a user bridge `br-` + the first 12 hex of the network ID.
@@ -131,10 +191,11 @@ fn ipam(n: &Network, data_dir: Option<&Path>, default_route: bool) -> Value {
 /// The plugins of a network's chain.
 pub fn plugins(n: &Network, data_dir: Option<&Path>) -> Result<Vec<Value>> {
     check_options(n)?;
-    let mtu = num_opt(n, OPT_MTU)?;
+    let mtu = num_opt(n, OPT_MTU, "MTU number", MTU_RANGE)?;
     let caps = json!({"ips": true, "mac": true});
-    let mut main = match n.driver {
+    let mut main = match &n.driver {
         Driver::Bridge => {
+            ifname_opt(n, OPT_BRIDGE_NAME, "bridge name")?;
             let isolate = bool_opt(n, OPT_ISOLATE, true)?;
             let masq = bool_opt(n, OPT_MASQ, true)? && !n.internal;
             json!({
@@ -149,7 +210,7 @@ pub fn plugins(n: &Network, data_dir: Option<&Path>) -> Result<Vec<Value>> {
             })
         }
         Driver::Macvlan => {
-            let parent = n.option(OPT_PARENT).ok_or_else(|| {
+            let parent = ifname_opt(n, OPT_PARENT, "parent interface")?.ok_or_else(|| {
                 Error::invalid_config("macvlan networks need -o parent=<interface>")
             })?;
             json!({
@@ -161,7 +222,7 @@ pub fn plugins(n: &Network, data_dir: Option<&Path>) -> Result<Vec<Value>> {
             })
         }
         Driver::Overlay => {
-            let vni = num_opt(n, OPT_VNI)?.ok_or_else(|| {
+            let vni = num_opt(n, OPT_VNI, "VXLAN ID", VNI_RANGE)?.ok_or_else(|| {
                 Error::invalid_config("overlay networks need -o vni=<1-16777215>")
             })?;
             // The overlay's subnets span every host; the plugin refuses a
@@ -178,19 +239,35 @@ pub fn plugins(n: &Network, data_dir: Option<&Path>) -> Result<Vec<Value>> {
                 let list: Vec<&str> = peers.split(',').filter(|s| !s.is_empty()).collect();
                 p["peers"] = json!(list);
             }
-            if let Some(port) = num_opt(n, OPT_PORT)? {
+            if let Some(port) = num_opt(n, OPT_PORT, "VXLAN port", PORT_RANGE)? {
                 p["port"] = json!(port);
             }
-            if let Some(d) = n.option(OPT_UNDERLAY) {
+            if let Some(d) = ifname_opt(n, OPT_UNDERLAY, "underlay interface")? {
                 p["underlayDevice"] = json!(d);
             }
             if let Some(ip) = n.option(OPT_LOCAL_IP) {
                 p["localIP"] = json!(ip);
             }
-            if let Some(b) = n.option(OPT_BRIDGE_NAME) {
+            if let Some(b) = ifname_opt(n, OPT_BRIDGE_NAME, "bridge name")? {
                 p["bridge"] = json!(b);
             }
             p
+        }
+        Driver::Remote(r) => {
+            // Docker hands a remote driver its options as they are; the
+            // MTU keeps its one spelling, `mtu`, set below.
+            let mut p = Map::new();
+            p.insert("type".into(), json!(r.plugin));
+            p.insert("capabilities".into(), json!({"ips": true}));
+            for (k, v) in n
+                .options
+                .iter()
+                .filter(|(k, _)| !OPT_MTU.contains(&k.as_str()))
+            {
+                p.insert(k.clone(), option_value(v));
+            }
+            p.insert("ipam".into(), ipam(n, data_dir, !n.internal));
+            Value::Object(p)
         }
         Driver::Null => json!({"type": "loopback"}),
         Driver::Host => return Err(Error::invalid_config(
@@ -203,6 +280,28 @@ pub fn plugins(n: &Network, data_dir: Option<&Path>) -> Result<Vec<Value>> {
     Ok(vec![main])
 }
 
+/// The list's version and versions: ours, or for a remote driver the
+/// newest of those both sides speak (a plugin that stops at 1.0.0 must
+/// not be called as 1.1.0).
+fn conf_versions(d: &Driver) -> (String, Vec<String>) {
+    const OURS: &[&str] = &["0.4.0", "1.0.0", CONF_VERSION];
+    match d {
+        Driver::Remote(r) if !r.versions.is_empty() => {
+            let newest = r.versions.iter().max_by_key(|v| version_key(v));
+            (newest.cloned().unwrap_or_default(), r.versions.clone())
+        }
+        _ => (
+            CONF_VERSION.to_string(),
+            OURS.iter().map(|v| v.to_string()).collect(),
+        ),
+    }
+}
+
+/// `1.10.0` after `1.9.0`: versions compared number by number.
+fn version_key(v: &str) -> Vec<u64> {
+    v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
 /// The whole conflist, with the CNM description under `cnm`.
 pub fn conflist(n: &Network, data_dir: Option<&Path>) -> Result<Value> {
     let mut cnm = serde_json::to_value(n).map_err(|e| Error::internal(e.to_string()))?;
@@ -210,8 +309,9 @@ pub fn conflist(n: &Network, data_dir: Option<&Path>) -> Result<Value> {
         o.insert("id".into(), json!(n.id()));
     }
     let mut list = Map::new();
-    list.insert("cniVersion".into(), json!(CONF_VERSION));
-    list.insert("cniVersions".into(), json!(["0.4.0", "1.0.0", "1.1.0"]));
+    let (version, versions) = conf_versions(&n.driver);
+    list.insert("cniVersion".into(), json!(version));
+    list.insert("cniVersions".into(), json!(versions));
     list.insert("name".into(), json!(n.name));
     list.insert("cnm".into(), cnm);
     list.insert("plugins".into(), Value::Array(plugins(n, data_dir)?));
@@ -318,6 +418,120 @@ mod tests {
         assert_eq!(
             plugins(&net(Driver::Null, &[]), None).unwrap()[0]["type"],
             "loopback"
+        );
+    }
+
+    #[test]
+    fn values_the_kernel_would_refuse_are_refused_at_create() {
+        type Case<'a> = (Driver, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
+            (
+                Driver::Bridge,
+                &[("com.docker.network.driver.mtu", "99999999")],
+                "invalid MTU number: 99999999 (must be 68-65535)",
+            ),
+            (Driver::Bridge, &[("mtu", "67")], "invalid MTU number: 67"),
+            (Driver::Bridge, &[("mtu", "big")], "invalid MTU number: big"),
+            (
+                Driver::Bridge,
+                &[("com.docker.network.bridge.name", "../../x")],
+                "invalid bridge name \"../../x\"",
+            ),
+            (
+                Driver::Bridge,
+                &[("bridge", "a-twenty-eight-char-long-nam")],
+                "invalid bridge name",
+            ),
+            (
+                Driver::Macvlan,
+                &[("parent", "eth 1")],
+                "invalid parent interface \"eth 1\"",
+            ),
+            (
+                Driver::Overlay,
+                &[("vni", "0")],
+                "invalid VXLAN ID: 0 (must be 1-16777215)",
+            ),
+            (Driver::Overlay, &[("vni", "16777216")], "invalid VXLAN ID"),
+            (
+                Driver::Overlay,
+                &[("vni", "7"), ("port", "65536")],
+                "invalid VXLAN port: 65536",
+            ),
+            (
+                Driver::Overlay,
+                &[("vni", "7"), ("underlay", "x/y")],
+                "invalid underlay interface",
+            ),
+            (
+                Driver::Overlay,
+                &[("vni", "7"), ("bridge", "")],
+                "invalid bridge name",
+            ),
+        ];
+        for (d, opts, want) in cases {
+            let e = plugins(&net(d.clone(), opts), None).unwrap_err();
+            assert!(e.msg.starts_with(want), "{opts:?}: {}", e.msg);
+            assert_eq!(e.code, 7);
+        }
+        let ok = &plugins(
+            &net(
+                Driver::Bridge,
+                &[("mtu", "68"), ("bridge", "br-fifteen-char")],
+            ),
+            None,
+        )
+        .unwrap()[0];
+        assert_eq!(
+            (ok["mtu"].as_u64(), ok["bridge"].as_str()),
+            (Some(68), Some("br-fifteen-char"))
+        );
+    }
+
+    fn remote(plugin: &str, versions: &[&str]) -> Driver {
+        Driver::Remote(crate::model::Remote {
+            plugin: plugin.into(),
+            versions: versions.iter().map(|v| v.to_string()).collect(),
+        })
+    }
+
+    #[test]
+    fn remote_drivers_pass_options_through_as_plugin_keys() {
+        let n = net(
+            remote("ptp", &["0.4.0", "1.0.0"]),
+            &[
+                ("ipMasq", "true"),
+                ("mtu", "1400"),
+                ("note", "hello"),
+                ("count", "3"),
+                ("list", "[1,2]"),
+            ],
+        );
+        let l = conflist(&n, Some(Path::new("/tmp/ipam"))).unwrap();
+        assert_eq!(l["cniVersion"], "1.0.0", "no newer than the plugin speaks");
+        assert_eq!(l["cniVersions"], json!(["0.4.0", "1.0.0"]));
+        assert_eq!(l["cnm"]["driver"], "ptp");
+        let p = &l["plugins"][0];
+        assert_eq!(p["type"], "ptp");
+        assert_eq!(p["ipMasq"], true);
+        assert_eq!(p["mtu"], 1400);
+        assert_eq!(p["count"], 3);
+        assert_eq!(p["note"], "hello");
+        assert_eq!(p["list"], json!([1, 2]));
+        assert_eq!(p["ipam"]["type"], "host-local");
+        assert_eq!(p["ipam"]["ranges"][0][0]["subnet"], "10.9.0.0/24");
+        assert_eq!(p["ipam"]["ranges"][0][0]["gateway"], "10.9.0.1");
+        assert_eq!(p["ipam"]["dataDir"], "/tmp/ipam");
+        for key in ["type", "ipam", "cniVersion"] {
+            let e = plugins(&net(remote("ptp", &[]), &[(key, "x")]), None).unwrap_err();
+            assert!(e.msg.contains("cannot be set"), "{key}: {}", e.msg);
+        }
+        let e = plugins(&net(remote("ptp", &[]), &[("mtu", "1")]), None).unwrap_err();
+        assert!(e.msg.starts_with("invalid MTU number"), "{}", e.msg);
+        // Read back from a conflist, the list's own versions apply.
+        assert_eq!(
+            conflist(&net(remote("ptp", &[]), &[]), None).unwrap()["cniVersion"],
+            CONF_VERSION
         );
     }
 }

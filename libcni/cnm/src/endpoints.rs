@@ -153,7 +153,11 @@ pub fn connect(
     sandbox: &Sandbox,
     opts: &ConnectOptions,
 ) -> Result<Option<Value>> {
-    if net.network.as_ref().map(|n| n.driver) == Some(Driver::Host) {
+    if net
+        .network
+        .as_ref()
+        .is_some_and(|n| n.driver == Driver::Host)
+    {
         return Ok(None);
     }
     let list = net
@@ -190,7 +194,10 @@ pub fn connect(
         caps.insert("aliases".into(), json!(opts.aliases));
     }
     // The none network is loopback only: always `lo`.
-    let none = net.network.as_ref().map(|n| n.driver) == Some(Driver::Null);
+    let none = net
+        .network
+        .as_ref()
+        .is_some_and(|n| n.driver == Driver::Null);
     // As in Docker, the default route comes from the first network a
     // sandbox joins; later ones add only their own subnet.
     let has_endpoint = cni
@@ -266,7 +273,11 @@ fn rt_of(c: &CachedAttachment) -> RuntimeConf {
 
 /// Detach a sandbox from a network.
 pub fn disconnect(cni: &CniConfig, net: &Entry, sandbox: &Sandbox) -> Result<()> {
-    if net.network.as_ref().map(|n| n.driver) == Some(Driver::Host) {
+    if net
+        .network
+        .as_ref()
+        .is_some_and(|n| n.driver == Driver::Host)
+    {
         return Ok(());
     }
     let attached: Vec<CachedAttachment> = cni

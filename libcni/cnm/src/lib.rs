@@ -8,3 +8,4 @@ pub mod endpoints;
 pub mod model;
 pub mod pools;
 pub mod registry;
+pub mod remote;

@@ -9,51 +9,74 @@ use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use cni_spec::error::{Error, Result};
-
-/// The CNM drivers we map onto plugins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// The CNM drivers we map onto plugins: the built-in ones, and Docker's
+/// third-party ("remote") drivers, which here are any CNI plugin on
+/// CNI_PATH. Kept in the conflist as the plain driver name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", from = "String")]
 pub enum Driver {
     Bridge,
     Macvlan,
     Overlay,
     Host,
     Null,
+    Remote(Remote),
+}
+
+/// A third-party driver: the CNI plugin's type, and the spec versions it
+/// answered to VERSION when the network was created (empty once read back
+/// from a conflist, whose own versions then apply).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    pub plugin: String,
+    pub versions: Vec<String>,
 }
 
 impl Driver {
-    pub fn parse(s: &str) -> Result<Driver> {
-        Ok(match s {
+    /// The driver built into cnitool by that name, if any.
+    pub fn builtin(s: &str) -> Option<Driver> {
+        Some(match s {
             "bridge" => Driver::Bridge,
             "macvlan" => Driver::Macvlan,
             "overlay" => Driver::Overlay,
             "host" => Driver::Host,
             "null" | "none" => Driver::Null,
-            other => {
-                return Err(Error::invalid_config(format!(
-                    "plugin \"{other}\" not found: drivers are bridge, macvlan, overlay"
-                )))
-            }
+            _ => return None,
         })
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Driver::Bridge => "bridge",
             Driver::Macvlan => "macvlan",
             Driver::Overlay => "overlay",
             Driver::Host => "host",
             Driver::Null => "null",
+            Driver::Remote(r) => &r.plugin,
         }
     }
 
     /// `local` for single-host drivers, `swarm` for the overlay.
-    pub fn scope(self) -> &'static str {
+    pub fn scope(&self) -> &'static str {
         match self {
             Driver::Overlay => "swarm",
             _ => "local",
         }
+    }
+}
+
+impl From<Driver> for String {
+    fn from(d: Driver) -> String {
+        d.as_str().to_string()
+    }
+}
+
+impl From<String> for Driver {
+    fn from(s: String) -> Driver {
+        Driver::builtin(&s).unwrap_or(Driver::Remote(Remote {
+            plugin: s,
+            versions: Vec::new(),
+        }))
     }
 }
 
@@ -185,8 +208,22 @@ mod tests {
 
     #[test]
     fn drivers() {
-        assert_eq!(Driver::parse("none").unwrap(), Driver::Null);
-        assert_eq!(Driver::parse("overlay").unwrap().scope(), "swarm");
-        assert_eq!(Driver::parse("weave").unwrap_err().code, 7);
+        assert_eq!(Driver::builtin("none"), Some(Driver::Null));
+        assert_eq!(Driver::builtin("overlay").unwrap().scope(), "swarm");
+        assert_eq!(Driver::builtin("ptp"), None);
+    }
+
+    #[test]
+    fn drivers_are_kept_as_their_plain_name() {
+        let ptp = Driver::Remote(Remote {
+            plugin: "ptp".into(),
+            versions: vec!["1.0.0".into()],
+        });
+        assert_eq!(serde_json::to_value(&ptp).unwrap(), "ptp");
+        assert_eq!(serde_json::to_value(Driver::Null).unwrap(), "null");
+        let back: Driver = serde_json::from_value("ptp".into()).unwrap();
+        assert_eq!(back.as_str(), "ptp");
+        let bridge: Driver = serde_json::from_value("bridge".into()).unwrap();
+        assert_eq!(bridge, Driver::Bridge);
     }
 }

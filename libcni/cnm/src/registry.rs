@@ -107,7 +107,7 @@ impl Registry {
         }
         let network = Network {
             name: name.into(),
-            driver,
+            driver: driver.clone(),
             created: String::new(),
             internal: false,
             ipv6: false,

@@ -135,12 +135,11 @@ impl CniConfig {
                 cni_plugin::fault::point("cnitool.add.after-cache");
                 Ok(result)
             }
-            Err(e) => {
-                if let Err(del) = self.del_chain(list, version, rt, None) {
-                    cni_plugin::log::error(&format!("cleanup after failed ADD: {del}"));
-                }
-                Err(e)
-            }
+            Err(e) => match self.del_chain(list, version, rt, None) {
+                Ok(()) => Err(e),
+                // The cause first, then what its cleanup could not undo.
+                Err(del) => Err(with_cleanup_problem(e, &del)),
+            },
         }
     }
 
@@ -299,10 +298,40 @@ fn path_string(p: &Option<PathBuf>) -> String {
         .unwrap_or_default()
 }
 
+/// A failed ADD's error with its cleanup's failure after it, in the
+/// details: the message stays the cause a user must act on.
+fn with_cleanup_problem(cause: Error, cleanup: &Error) -> Error {
+    let problem = format!("cleanup after failed ADD: {cleanup}");
+    let details = if cause.details.is_empty() {
+        problem
+    } else {
+        format!("{}; {problem}", cause.details)
+    };
+    cause.with_details(details)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_failed_add_reports_its_cause_before_its_cleanup() {
+        let cause = Error::invalid_config("bridge: invalid interface name");
+        let e = with_cleanup_problem(cause, &Error::io("veth busy"));
+        let text = e.to_string();
+        assert!(
+            text.starts_with("bridge: invalid interface name ("),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("cleanup after failed ADD: veth busy)"),
+            "{text}"
+        );
+        assert_eq!(e.code, 7);
+        let e = with_cleanup_problem(Error::io("a").with_details("b"), &Error::io("c"));
+        assert_eq!(e.details, "b; cleanup after failed ADD: c");
+    }
 
     fn list(v: Value) -> LoadedList {
         let bytes = serde_json::to_vec(&v).unwrap();

@@ -6,21 +6,17 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
 use cni_cnm::cli as cnm_cli;
 use cni_runtime::cache::DEFAULT_CACHE_DIR;
 use cni_runtime::{conf, CniConfig, RuntimeConf};
-use cni_spec::Attachment;
 use cni_spec::{Error, Result};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha512};
 
-const USAGE: &str = "\
-usage: cnitool add|check|del NETWORK NETNS
-       cnitool status|gc NETWORK
-       cnitool network create|ls|inspect|rm|prune|connect|disconnect ...
-       cnitool sandbox create|ls|rm NAME
-
-environment:
+const ENVIRONMENT: &str = "\
+Environment:
   NETCONFPATH   config directory (default /etc/cni/net.d)
   CNI_PATH      plugin directories, ':'-separated
   CNI_ARGS      K=V;K2=V2 passed to plugins
@@ -28,49 +24,101 @@ environment:
   CNI_IFNAME    interface name in the namespace (default eth0)
   CNI_CACHE_DIR result cache directory (default /var/lib/cni)";
 
+/// The whole command line; `--help` on every level comes from here.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cnitool",
+    version,
+    about = "Run CNI network configurations, and Docker's network commands over CNI",
+    after_help = ENVIRONMENT
+)]
+struct Cli {
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Debug, Subcommand)]
+enum Verb {
+    /// Run the network's ADD against a network namespace and print the result
+    Add(Attachment),
+    /// Run the network's CHECK against a namespace
+    Check(Attachment),
+    /// Run the network's DEL against a namespace
+    Del(Attachment),
+    /// Ask the network's plugins whether they are ready (STATUS)
+    Status(NetworkArg),
+    /// Tear down the network's cached attachments not listed in
+    /// CNI_VALID_ATTACHMENTS (GC)
+    Gc(NetworkArg),
+    /// Docker's network commands over CNI
+    #[command(subcommand)]
+    Network(cnm_cli::NetworkCmd),
+    /// Sandboxes: named network namespaces standing for containers
+    #[command(subcommand)]
+    Sandbox(cnm_cli::SandboxCmd),
+    /// Print a shell completion script
+    Completion { shell: Shell },
+}
+
+#[derive(Debug, Args)]
+struct Attachment {
+    network: String,
+    netns: String,
+}
+
+#[derive(Debug, Args)]
+struct NetworkArg {
+    network: String,
+}
+
 fn main() -> ExitCode {
     cni_plugin::log::init("cnitool");
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cnitool: {e}");
-            ExitCode::FAILURE
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        // --help and --version are answers, not errors.
+        Err(e) if e.exit_code() == 0 => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
         }
+        Err(e) => return fail(&parse_error_message(&e)),
+    };
+    match run(cli.verb) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e.to_string()),
     }
 }
 
-fn run(args: &[String]) -> Result<()> {
-    let Some(verb) = args.first() else {
-        return Err(usage_error());
-    };
-    match verb.as_str() {
-        "network" => cnm_cli::network(&args[1..], &env_settings()),
-        "sandbox" => cnm_cli::sandbox(&args[1..], &env_settings()),
-        "add" | "check" | "del" => {
-            let [_, net, netns] = args else {
-                return Err(usage_error());
-            };
-            attachment_verb(verb, net, netns)
-        }
-        "status" | "gc" => {
-            let [_, net, ..] = args else {
-                return Err(usage_error());
-            };
-            network_verb(verb, net)
-        }
-        "-h" | "--help" | "help" => {
-            println!("{USAGE}");
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("cnitool: {msg}");
+    ExitCode::FAILURE
+}
+
+/// clap's message without its own `error: ` prefix: ours is `cnitool: `.
+fn parse_error_message(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let text = text.trim_end();
+    text.strip_prefix("error: ").unwrap_or(text).to_string()
+}
+
+fn run(verb: Verb) -> Result<()> {
+    match verb {
+        Verb::Network(cmd) => cnm_cli::network(cmd, &env_settings()),
+        Verb::Sandbox(cmd) => cnm_cli::sandbox(cmd, &env_settings()),
+        Verb::Add(a) => attachment_verb("add", &a.network, &a.netns),
+        Verb::Check(a) => attachment_verb("check", &a.network, &a.netns),
+        Verb::Del(a) => attachment_verb("del", &a.network, &a.netns),
+        Verb::Status(n) => network_verb("status", &n.network),
+        Verb::Gc(n) => network_verb("gc", &n.network),
+        Verb::Completion { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "cnitool",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
-        other => Err(Error::invalid_config(format!(
-            "unknown command {other:?}\n{USAGE}"
-        ))),
     }
-}
-
-fn usage_error() -> Error {
-    Error::invalid_config(USAGE)
 }
 
 /// Directories and cache taken from the environment, as cnitool does.
@@ -163,7 +211,7 @@ fn network_verb(verb: &str, net: &str) -> Result<()> {
     }
     // Upstream cnitool's gc keeps nothing: every cached attachment of the
     // network is torn down. CNI_VALID_ATTACHMENTS (JSON list) narrows it.
-    let valid: Vec<Attachment> = match std::env::var("CNI_VALID_ATTACHMENTS") {
+    let valid: Vec<cni_spec::Attachment> = match std::env::var("CNI_VALID_ATTACHMENTS") {
         Ok(s) if !s.is_empty() => serde_json::from_str(&s)
             .map_err(|e| Error::decode(format!("CNI_VALID_ATTACHMENTS: {e}")))?,
         _ => Vec::new(),
@@ -174,6 +222,69 @@ fn network_verb(verb: &str, net: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(v: &[&str]) -> std::result::Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cnitool").chain(v.iter().copied()))
+    }
+
+    #[test]
+    fn the_parser_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn upstream_verbs_keep_their_arity() {
+        assert!(
+            matches!(parse(&["add", "n", "/run/netns/x"]).unwrap().verb, Verb::Add(a) if a.netns == "/run/netns/x")
+        );
+        assert!(matches!(parse(&["gc", "n"]).unwrap().verb, Verb::Gc(_)));
+        assert!(parse(&["add", "n"]).is_err());
+        assert!(parse(&["status"]).is_err());
+        assert!(parse(&["frobnicate"]).is_err());
+        assert!(parse(&[]).is_err());
+    }
+
+    #[test]
+    fn help_and_version_exist_on_every_level() {
+        for argv in [
+            &["--help"][..],
+            &["--version"],
+            &["network", "create", "--help"],
+            &["network", "ls", "-h"],
+            &["sandbox", "rm", "--help"],
+            &["add", "--help"],
+        ] {
+            let e = parse(argv).unwrap_err();
+            assert_eq!(e.exit_code(), 0, "{argv:?}: {e}");
+        }
+        let help = parse(&["network", "create", "--help"])
+            .unwrap_err()
+            .to_string();
+        for flag in [
+            "--driver",
+            "--subnet",
+            "--ip-range",
+            "--aux-address",
+            "--opt",
+        ] {
+            assert!(help.contains(flag), "{flag} missing in\n{help}");
+        }
+    }
+
+    #[test]
+    fn parse_errors_read_as_cnitool_errors() {
+        let e = parse(&["network", "create", "--bogus", "n"]).unwrap_err();
+        let msg = parse_error_message(&e);
+        assert!(msg.starts_with("unexpected argument '--bogus'"), "{msg}");
+    }
+
+    #[test]
+    fn completion_scripts_come_from_the_parser() {
+        let mut out = Vec::new();
+        clap_complete::generate(Shell::Bash, &mut Cli::command(), "cnitool", &mut out);
+        let script = String::from_utf8(out).unwrap();
+        assert!(script.contains("--aux-address") && script.contains("sandbox"));
+    }
 
     #[test]
     fn container_id_matches_upstream_derivation() {
