@@ -72,6 +72,16 @@ struct NetworkArg {
 }
 
 fn main() -> ExitCode {
+    // A command-line tool whose reader goes away (`cnitool network ls | head`)
+    // should end quietly, as `ls` does, not panic in println!: restore the
+    // default SIGPIPE action that the Rust runtime sets to "ignore".
+    // SAFETY: no other thread exists yet, and SIG_DFL installs no handler.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        );
+    }
     cni_plugin::log::init("cnitool");
     let cli = match Cli::try_parse() {
         Ok(c) => c,
