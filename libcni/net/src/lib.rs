@@ -9,3 +9,4 @@ pub mod firewall;
 pub mod ifconfig;
 pub mod netlink;
 pub mod netns;
+mod transport;
