@@ -9,4 +9,6 @@ pub mod firewall;
 pub mod ifconfig;
 pub mod netlink;
 pub mod netns;
+#[cfg(test)]
+mod testing;
 mod transport;

@@ -230,10 +230,7 @@ mod tests {
     /// Needs root: unshares a fresh netns in a child thread.
     #[test]
     fn root_run_switches_and_returns() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: needs root");
-            return;
-        }
+        crate::testing::require_root();
         std::thread::spawn(|| {
             let outer = NetNs::current().unwrap();
             nix::sched::unshare(CloneFlags::CLONE_NEWNET).unwrap();
