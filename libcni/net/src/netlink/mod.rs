@@ -24,7 +24,7 @@ use std::fmt;
 use crate::netns::NetNs;
 use cni_spec::error::{Error, Result};
 
-pub use addr::{AddrScope, Address};
+pub use addr::{AddrOptions, AddrScope, Address};
 pub use bridge_vlan::PortVlan;
 pub use link::{
     BridgePortFlags, BridgeSpec, Link, MacvlanMode, MacvlanSpec, OperState, VethSpec, VlanSpec,
