@@ -21,6 +21,8 @@ pub mod sysctl;
 
 use std::fmt;
 
+use nix::errno::Errno;
+
 use crate::netns::NetNs;
 use cni_spec::error::{Error, Result};
 
@@ -91,7 +93,7 @@ pub fn errno(err: &Error) -> Option<i32> {
 
 /// The object already exists (EEXIST): concurrent ADDs treat it as success.
 pub fn is_exists(err: &Error) -> bool {
-    errno(err) == Some(libc::EEXIST)
+    errno(err) == Some(Errno::EEXIST as i32)
 }
 
 /// The object is gone: DEL treats it as success. The kernel says so in
@@ -99,8 +101,8 @@ pub fn is_exists(err: &Error) -> bool {
 /// ENOENT (neighbour, FDB entry, namespace path).
 pub fn is_not_found(err: &Error) -> bool {
     matches!(
-        errno(err),
-        Some(libc::ENODEV | libc::ENOENT | libc::ESRCH | libc::EADDRNOTAVAIL)
+        errno(err).map(Errno::from_raw),
+        Some(Errno::ENODEV | Errno::ENOENT | Errno::ESRCH | Errno::EADDRNOTAVAIL)
     )
 }
 
