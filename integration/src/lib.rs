@@ -6,6 +6,7 @@
 //! runs inside a namespace the harness created, and every namespace is
 //! deleted when its handle drops (also while a test panics).
 
+pub mod bridge_host;
 pub mod clients;
 pub mod conflist;
 pub mod netns;

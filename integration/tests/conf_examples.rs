@@ -7,14 +7,14 @@ use integration::paths::Binary;
 use integration::{require_root, unique_id, FakeHost, Invocation, Netns, TempDir};
 use serde_json::{json, Value};
 
+/// Every example; an empty folder is a failure (the tests would check nothing).
 fn load_all() -> Vec<ConfList> {
     let files = example_files();
-    if files.is_empty() {
-        eprintln!(
-            "note: {} holds no examples yet; nothing to check",
-            examples_dir().display()
-        );
-    }
+    assert!(
+        !files.is_empty(),
+        "{} holds no examples: nothing would be checked",
+        examples_dir().display()
+    );
     files
         .iter()
         .map(|p| ConfList::load(p).unwrap_or_else(|e| panic!("{e:#}")))
@@ -92,15 +92,26 @@ fn prepare_host(host: &FakeHost, plugin: &Value) -> Result<(), String> {
 fn root_examples_chain_add_check_del() {
     require_root();
     let mut ran = 0;
+    let mut not_exercised = Vec::new();
     for list in load_all() {
+        let mut ran_of_file = 0;
         // Every version the list declares, newest (what a runtime would pick) first.
         for version in list.versions().into_iter().rev() {
             if run_chain(&list.at_version(&version)) {
-                ran += 1;
+                ran_of_file += 1;
             }
         }
+        if ran_of_file == 0 {
+            not_exercised.push(list.path.display().to_string());
+        }
+        ran += ran_of_file;
     }
     eprintln!("ran {ran} chain(s)");
+    assert!(ran > 0, "no example chain ran");
+    assert!(
+        not_exercised.is_empty(),
+        "examples whose chain never ran (see the skip notes above): {not_exercised:?}"
+    );
 }
 
 /// ADD, CHECK (when the version has it), DEL, DEL again. False when skipped.

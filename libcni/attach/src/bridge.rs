@@ -131,7 +131,13 @@ pub fn ensure_gateway(nl: &mut Netlink, bridge: &Link, gw: IpNetwork, force: boo
             Err(e) => return Err(e),
         }
     }
-    match nl.add_address(bridge.index, gw, false) {
+    // Our gateway is unique by construction: skip IPv6 DAD, which would
+    // keep it tentative (unreachable for containers) for about 2 s.
+    let nodad = netlink::AddrOptions {
+        replace: false,
+        nodad: true,
+    };
+    match nl.add_address_with(bridge.index, gw, nodad) {
         Ok(()) => Ok(()),
         Err(e) if netlink::is_exists(&e) => Ok(()),
         Err(e) => Err(e.context(format_args!("set gateway address on {}", bridge.name))),

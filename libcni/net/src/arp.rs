@@ -17,7 +17,14 @@
 //! only for the `socket(2)` call), and it keeps working from outside.
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{
+    bind, recvfrom, sendto, socket, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType,
+    SockaddrLike,
+};
 use std::time::{Duration, Instant};
 
 use crate::netlink::{format_mac, Mac};
@@ -25,6 +32,8 @@ use crate::netns::NetNs;
 use cni_spec::error::{Error, Result};
 
 const ETH_P_ARP: u16 = 0x0806;
+/// `sll_pkttype` of a frame we sent ourselves (nix has no constant for it).
+const PACKET_OUTGOING: u8 = libc::PACKET_OUTGOING;
 const ETH_P_IP: u16 = 0x0800;
 const ARP_REQUEST: u16 = 1;
 const ARP_REPLY: u16 = 2;
@@ -87,37 +96,20 @@ impl ArpSocket {
 
     /// Open the socket in the calling thread's namespace.
     pub fn open(ifindex: u32, mac: Mac) -> Result<ArpSocket> {
-        // SAFETY: plain socket(2); the result is checked before use.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                i32::from(ETH_P_ARP.to_be()),
-            )
-        };
-        if raw < 0 {
-            return Err(Error::from_io(
-                "open ARP socket",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: `raw` is a fresh descriptor nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let sa = sockaddr(ifindex, &[0; 6])?;
-        // SAFETY: `sa` is a valid sockaddr_ll of the size we pass.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sa as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(Error::from_io(
-                format_args!("bind ARP socket to link #{ifindex}"),
-                std::io::Error::last_os_error(),
-            ));
-        }
+        // Protocol 0: the socket receives nothing until bind, which then
+        // hooks it to ETH_P_ARP (from the address), so no frame of another
+        // protocol is ever queued. nix's SockProtocol has no ETH_P_ARP.
+        let fd = socket(
+            AddressFamily::Packet,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(|e| Error::from_io("open ARP socket", e.into()))?;
+        let sa = link_addr(ifindex, &[0; 6])?;
+        bind(fd.as_raw_fd(), &sa).map_err(|e| {
+            Error::from_io(format_args!("bind ARP socket to link #{ifindex}"), e.into())
+        })?;
         Ok(ArpSocket { fd, ifindex, mac })
     }
 
@@ -143,24 +135,13 @@ impl ArpSocket {
     }
 
     fn send(&self, frame: &[u8; FRAME_LEN]) -> Result<()> {
-        let sa = sockaddr(self.ifindex, &BROADCAST)?;
-        // SAFETY: the buffer and address are valid for the lengths given.
-        let n = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&sa as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if n < 0 {
-            return Err(Error::from_io(
+        let sa = link_addr(self.ifindex, &BROADCAST)?;
+        sendto(self.fd.as_raw_fd(), frame, &sa, MsgFlags::empty()).map_err(|e| {
+            Error::from_io(
                 format_args!("send ARP probe on link #{}", self.ifindex),
-                std::io::Error::last_os_error(),
-            ));
-        }
+                e.into(),
+            )
+        })?;
         Ok(())
     }
 
@@ -172,61 +153,33 @@ impl ArpSocket {
             if now >= until {
                 return Ok(None);
             }
-            let wait = until - now;
-            let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX).max(1);
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if rc < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(Error::from_io("wait for ARP replies", e));
+            let wait = PollTimeout::try_from((until - now).max(Duration::from_millis(1)))
+                .unwrap_or(PollTimeout::MAX);
+            let mut pfd = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut pfd, wait) {
+                Ok(0) | Err(Errno::EINTR) => continue,
+                Ok(_) => {}
+                Err(e) => return Err(Error::from_io("wait for ARP replies", e.into())),
             }
-            if rc == 0 {
+            // Readable: a frame is queued on this socket of ours.
+            let (n, from) = match recvfrom::<LinkAddr>(self.fd.as_raw_fd(), &mut buf) {
+                Ok(r) => r,
+                Err(Errno::EINTR | Errno::EAGAIN) => continue,
+                Err(e) => return Err(Error::from_io("read ARP reply", e.into())),
+            };
+            if from.is_some_and(|f| f.pkttype() == PACKET_OUTGOING) {
                 continue;
             }
-            // SAFETY: a zeroed sockaddr_ll is a valid out-parameter.
-            let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            let mut from_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            // SAFETY: the buffer and address are valid for the lengths given.
-            let n = unsafe {
-                libc::recvfrom(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                    (&mut from as *mut libc::sockaddr_ll).cast(),
-                    &mut from_len,
-                )
-            };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
-                ) {
-                    continue;
-                }
-                return Err(Error::from_io("read ARP reply", e));
-            }
-            if from.sll_pkttype == libc::PACKET_OUTGOING {
-                continue;
-            }
-            let len = usize::try_from(n).unwrap_or(0).min(buf.len());
-            if let Some(c) = conflict_in(&buf[..len], ip, &self.mac) {
+            if let Some(c) = conflict_in(&buf[..n.min(buf.len())], ip, &self.mac) {
                 return Ok(Some(c));
             }
         }
     }
 }
 
-fn sockaddr(ifindex: u32, dst: &Mac) -> Result<libc::sockaddr_ll> {
+/// The link-layer address of `dst` on link `ifindex` for ARP frames. nix can
+/// read a `LinkAddr` but not build one, so the sockaddr_ll is filled here.
+fn link_addr(ifindex: u32, dst: &Mac) -> Result<LinkAddr> {
     // SAFETY: sockaddr_ll is plain data; all-zero is valid.
     let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sa.sll_family = libc::AF_PACKET as u16;
@@ -235,7 +188,10 @@ fn sockaddr(ifindex: u32, dst: &Mac) -> Result<libc::sockaddr_ll> {
         .map_err(|_| Error::io(format!("link index {ifindex} out of range")))?;
     sa.sll_halen = 6;
     sa.sll_addr[..6].copy_from_slice(dst);
-    Ok(sa)
+    let len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: `sa` is a valid, initialised sockaddr_ll of `len` bytes.
+    unsafe { LinkAddr::from_raw((&sa as *const libc::sockaddr_ll).cast(), Some(len)) }
+        .ok_or_else(|| Error::io("build link-layer address"))
 }
 
 /// An Ethernet frame carrying an ARP packet, broadcast.

@@ -12,7 +12,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
 use nix::sched::{setns, CloneFlags};
+use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
 
 use crate::netlink::{errno, errno_text, with_errno};
 use cni_spec::error::{code, Error, Result};
@@ -21,11 +23,8 @@ use cni_spec::error::{code, Error, Result};
 /// thread's and differs in a thread that unshared).
 const THREAD_NETNS: &str = "/proc/thread-self/ns/net";
 
-/// `NSFS_MAGIC` from linux/magic.h: the filesystem of namespace files.
-const NSFS_MAGIC: i64 = 0x6e73_6673;
-
-/// `NS_GET_NSTYPE` = `_IO(0xb7, 0x3)`: which kind of namespace an fd is.
-const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+// `NS_GET_NSTYPE` = `_IO(0xb7, 0x3)`: which kind of namespace an fd is.
+nix::ioctl_none!(ns_get_nstype, 0xb7, 0x3);
 
 /// An open network namespace.
 #[derive(Debug)]
@@ -41,8 +40,8 @@ impl NetNs {
     pub fn open(path: impl AsRef<Path>) -> Result<NetNs> {
         let path = path.as_ref();
         let file = File::open(path).map_err(|e| {
-            let n = e.raw_os_error().unwrap_or(libc::EIO);
-            let msg = if n == libc::ENOENT {
+            let n = e.raw_os_error().unwrap_or(Errno::EIO as i32);
+            let msg = if n == Errno::ENOENT as i32 {
                 format!("netns {} does not exist", path.display())
             } else {
                 format!("open netns {}: {}", path.display(), errno_text(n))
@@ -148,39 +147,28 @@ impl Drop for Restore {
 
 /// True if `err` says the namespace path does not exist (DEL: nothing to do).
 pub fn is_not_exist(err: &Error) -> bool {
-    err.code == code::INVALID_NETNS && errno(err) == Some(libc::ENOENT)
+    err.code == code::INVALID_NETNS && errno(err) == Some(Errno::ENOENT as i32)
 }
 
 fn check_is_netns(file: &File, path: &Path) -> Result<()> {
-    let fd = file.as_raw_fd();
-    // SAFETY: fstatfs writes into a zeroed statfs we own; fd is open.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstatfs(fd, &mut st) } != 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(Error::invalid_netns(format!(
-            "statfs netns {}: {}",
-            path.display(),
-            e
-        )));
-    }
-    #[allow(clippy::unnecessary_cast)]
-    if st.f_type as i64 != NSFS_MAGIC {
+    let st = fstatfs(file).map_err(|e| {
+        Error::invalid_netns(format!("statfs netns {}: {}", path.display(), e.desc()))
+    })?;
+    if st.filesystem_type() != NSFS_MAGIC {
         return Err(Error::invalid_netns(format!(
             "{} is not a network namespace (not a namespace file)",
             path.display()
         )));
     }
     // SAFETY: NS_GET_NSTYPE takes no argument and only returns an int.
-    let kind = unsafe { libc::ioctl(fd, NS_GET_NSTYPE as _) };
-    if kind < 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(Error::invalid_netns(format!(
+    let kind = unsafe { ns_get_nstype(file.as_raw_fd()) }.map_err(|e| {
+        Error::invalid_netns(format!(
             "cannot tell the namespace type of {}: {}",
             path.display(),
-            e
-        )));
-    }
-    if kind != libc::CLONE_NEWNET {
+            e.desc()
+        ))
+    })?;
+    if kind != CloneFlags::CLONE_NEWNET.bits() {
         return Err(Error::invalid_netns(format!(
             "{} is a namespace, but not a network namespace",
             path.display()
@@ -230,10 +218,7 @@ mod tests {
     /// Needs root: unshares a fresh netns in a child thread.
     #[test]
     fn root_run_switches_and_returns() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: needs root");
-            return;
-        }
+        crate::testing::require_root();
         std::thread::spawn(|| {
             let outer = NetNs::current().unwrap();
             nix::sched::unshare(CloneFlags::CLONE_NEWNET).unwrap();

@@ -11,6 +11,7 @@ use cni_plugin::log;
 use cni_plugin::skel::Request;
 use cni_spec::{CniResult, Interface};
 use cni_spec::{Error, Result};
+use nix::errno::Errno;
 
 use crate::conf::Conf;
 
@@ -135,12 +136,12 @@ fn temp_name() -> String {
 
 /// Kernel refusals that are really config errors, said in config terms.
 fn explain_create_error(e: Error, conf: &Conf) -> Error {
-    match netlink::errno(&e) {
-        Some(libc::EADDRINUSE) if conf.mac.is_some() => Error::invalid_config(format!(
+    match netlink::errno(&e).map(Errno::from_raw) {
+        Some(Errno::EADDRINUSE) if conf.mac.is_some() => Error::invalid_config(format!(
             "invalid \"mac\": {} is already used by another macvlan of this master",
             conf.mac.map(|m| format_mac(&m)).unwrap_or_default()
         )),
-        Some(libc::EBUSY) => {
+        Some(Errno::EBUSY) => {
             e.context("the master is in use by a passthru macvlan, or passthru needs it to itself")
         }
         _ => e,

@@ -200,7 +200,7 @@ fn create(nl: &mut Netlink, state: &VlanState, name: &str, parent: &str, id: u16
         mtu: None,
     };
     nl.create_vlan(&spec).map_err(|e| {
-        if netlink::errno(&e) == Some(libc::EOPNOTSUPP) {
+        if netlink::errno(&e) == Some(nix::errno::Errno::EOPNOTSUPP as i32) {
             e.context(format_args!(
                 "\"master\" {name:?}: this kernel has no 802.1Q VLAN support (module 8021q)"
             ))

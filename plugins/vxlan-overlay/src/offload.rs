@@ -8,7 +8,9 @@
 //! back whether any is still on. Both go through the SIOCETHTOOL ioctl on
 //! any socket of the namespace the device lives in (the calling thread's).
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::sys::socket::{socket as socket_of, AddressFamily, SockFlag, SockType};
 
 use cni_spec::{Error, Result};
 
@@ -57,29 +59,22 @@ fn ethtool(dev: &str, v: &mut EthtoolValue, what: &str) -> Result<()> {
     let sock = socket()?;
     // SAFETY: SIOCETHTOOL reads ifr (name and a pointer to `v`, both alive
     // for the call) and writes only into `v`.
-    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL as _, &mut ifr) };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(Error::io(format!("{what} of {dev}: {e}")));
-    }
+    unsafe { siocethtool(sock.as_raw_fd(), &mut ifr) }
+        .map_err(|e| Error::io(format!("{what} of {dev}: {}", e.desc())))?;
     Ok(())
 }
+
+// SIOCETHTOOL with a `struct ifreq` (nix has the ioctl call, but no ifreq
+// type: that and its fields come from libc).
+nix::ioctl_readwrite_bad!(siocethtool, libc::SIOCETHTOOL, libc::ifreq);
 
 /// A datagram socket for the ioctl; IPv4 may be disabled, so fall back to a
 /// Unix socket (the kernel routes SIOCETHTOOL to the device layer for both).
 fn socket() -> Result<OwnedFd> {
-    for family in [libc::AF_INET, libc::AF_UNIX] {
-        // SAFETY: plain socket(2); the fd is owned right away.
-        let fd = unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if fd >= 0 {
-            // SAFETY: fd is a fresh descriptor nobody else owns.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-        }
-    }
-    Err(Error::io(format!(
-        "socket for ethtool ioctl: {}",
-        std::io::Error::last_os_error()
-    )))
+    let open = |family| socket_of(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None);
+    open(AddressFamily::Inet)
+        .or_else(|_| open(AddressFamily::Unix))
+        .map_err(|e| Error::io(format!("socket for ethtool ioctl: {}", e.desc())))
 }
 
 #[cfg(test)]

@@ -39,11 +39,13 @@ mod tests;
 use std::collections::HashSet;
 
 use ipnetwork::IpNetwork;
+use nix::errno::Errno;
 
-use crate::netlink::{check_ifname, errno_text, format_mac, with_errno, Mac};
+use crate::netlink::{check_ifname, format_mac, Mac};
+use crate::transport::NlError;
 use cni_spec::error::{Error, Result};
 use lock::NetnsLock;
-use socket::{NfError, NfSocket, Request};
+use socket::{NfSocket, Request};
 use tables::{ElemInfo, Family, RuleInfo, RuleSpec};
 
 pub use tables::TABLE;
@@ -382,12 +384,7 @@ impl Session {
         let what = format!("list rules of {} {TABLE}", family.name());
         let objs = self
             .sock
-            .dump(
-                tables::GETRULE,
-                family.proto(),
-                &tables::rule_dump_filter(),
-                &what,
-            )
+            .dump(tables::GETRULE, family.proto(), &tables::rule_dump_filter())
             .map_err(|e| to_error(e, &what))?;
         Ok(objs.iter().filter_map(|o| tables::parse_rule(o)).collect())
     }
@@ -397,7 +394,7 @@ impl Session {
         let what = format!("list chains of {} {TABLE}", family.name());
         let objs = self
             .sock
-            .dump(tables::GETCHAIN, family.proto(), &[], &what)
+            .dump(tables::GETCHAIN, family.proto(), &[])
             .map_err(|e| to_error(e, &what))?;
         Ok(objs.iter().filter_map(|o| tables::parse_chain(o)).collect())
     }
@@ -409,48 +406,24 @@ impl Session {
             tables::GETSETELEM,
             Family::Bridge.proto(),
             &tables::elem_dump_filter(set),
-            &what,
         ) {
             Ok(objs) => Ok(Some(
                 objs.iter().flat_map(|o| tables::parse_elems(o)).collect(),
             )),
-            Err(NfError::Kernel { errno, .. }) if errno == libc::ENOENT => Ok(None),
+            Err(NlError::Kernel { errno, .. }) if errno == Errno::ENOENT as i32 => Ok(None),
             Err(e) => Err(to_error(e, &what)),
         }
     }
 
     fn apply(&mut self, reqs: &[Request]) -> Result<()> {
-        self.sock
-            .batch(reqs)
-            .map_err(|e| to_error(e, "nftables transaction"))
+        self.sock.batch(reqs)
     }
 }
 
 /// Our error for a failed exchange: code 5 naming the object and the
 /// kernel's reason, the errno kept (`crate::netlink::errno`).
-fn to_error(e: NfError, what: &str) -> Error {
-    match e {
-        NfError::Kernel { what, errno, msg } => {
-            let mut text = format!("nftables: {what}: {}", errno_text(errno));
-            if let Some(m) = msg {
-                text.push_str(&format!(" ({m})"));
-            }
-            with_errno(Error::io(text), errno)
-        }
-        NfError::Os(io) => {
-            let err = Error::io(format!("nftables: {what}: {io}"));
-            match io.raw_os_error() {
-                Some(n) => with_errno(err, n),
-                None => err,
-            }
-        }
-        NfError::Interrupted => Error::try_again(format!(
-            "nftables: {what}: dump interrupted by concurrent changes, retries exhausted"
-        )),
-        NfError::Incomplete { acked, sent } => Error::io(format!(
-            "nftables: {what}: kernel acknowledged {acked} of {sent} messages"
-        )),
-    }
+fn to_error(e: NlError, what: &str) -> Error {
+    e.into_error(format_args!("nftables: {what}"))
 }
 
 fn validate_name(network: &str) -> Result<()> {

@@ -8,19 +8,10 @@ const NLA_F_NESTED: u16 = 0x8000;
 /// Masks the two flag bits off an attribute type.
 const NLA_TYPE_MASK: u16 = 0x3fff;
 const NLA_HDRLEN: usize = 4;
-pub(crate) const NLMSG_HDRLEN: usize = 16;
 /// `struct nfgenmsg`: family, version, resource id.
 pub(crate) const NFGENMSG_LEN: usize = 4;
 
-pub(crate) const NLM_F_REQUEST: u16 = 0x1;
-pub(crate) const NLM_F_ACK: u16 = 0x4;
-pub(crate) const NLM_F_DUMP_INTR: u16 = 0x10;
-pub(crate) const NLM_F_DUMP: u16 = 0x300;
 pub(crate) const NLM_F_CREATE: u16 = 0x400;
-pub(crate) const NLM_F_ACK_TLVS: u16 = 0x200;
-
-pub(crate) const NLMSG_ERROR: u16 = 2;
-pub(crate) const NLMSG_DONE: u16 = 3;
 
 /// `NFNL_SUBSYS_NFTABLES`: the high byte of every nf_tables message type,
 /// and the resource id of the batch delimiters.
@@ -28,12 +19,7 @@ pub(crate) const NFNL_SUBSYS_NFTABLES: u16 = 10;
 pub(crate) const NFNL_MSG_BATCH_BEGIN: u16 = 16;
 pub(crate) const NFNL_MSG_BATCH_END: u16 = 17;
 
-/// `NLMSGERR_ATTR_MSG`: the extended-ACK text.
-const NLMSGERR_ATTR_MSG: u16 = 1;
-
-pub(crate) fn align4(len: usize) -> usize {
-    (len + 3) & !3
-}
+use crate::transport::{align4, NLMSG_HDRLEN};
 
 /// A sequence of attributes under construction.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -171,60 +157,4 @@ pub(crate) fn put_msg(
     out.extend_from_slice(attrs);
     let target = align4(out.len());
     out.resize(target, 0);
-}
-
-/// One message of a datagram the kernel sent us.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Reply<'a> {
-    pub(crate) msg_type: u16,
-    pub(crate) flags: u16,
-    pub(crate) seq: u32,
-    /// Everything after the netlink header.
-    pub(crate) body: &'a [u8],
-}
-
-impl<'a> Reply<'a> {
-    /// For NLMSG_ERROR: the (positive) errno, 0 for an ACK, and the
-    /// extended-ACK text if the kernel gave one.
-    pub(crate) fn error(&self) -> Option<(i32, Option<String>)> {
-        if self.msg_type != NLMSG_ERROR && self.msg_type != NLMSG_DONE {
-            return None;
-        }
-        let code = i32::from_ne_bytes(self.body.get(..4)?.try_into().ok()?);
-        let mut ext = None;
-        if self.msg_type == NLMSG_ERROR && self.flags & NLM_F_ACK_TLVS != 0 {
-            // With NETLINK_CAP_ACK the echoed request is only its header.
-            if let Some(tlvs) = self.body.get(4 + NLMSG_HDRLEN..) {
-                ext = find(tlvs, NLMSGERR_ATTR_MSG)
-                    .map(as_str)
-                    .filter(|s| !s.trim().is_empty());
-            }
-        }
-        Some((code.saturating_abs(), ext))
-    }
-
-    /// The attributes of an nf_tables message (after `nfgenmsg`).
-    pub(crate) fn attrs(&self) -> &'a [u8] {
-        self.body.get(NFGENMSG_LEN..).unwrap_or(&[])
-    }
-}
-
-/// Split a datagram into messages; stops at the first malformed header.
-pub(crate) fn replies(buf: &[u8]) -> Vec<Reply<'_>> {
-    let mut out = Vec::new();
-    let mut off = 0;
-    while let Some(hdr) = buf.get(off..off + NLMSG_HDRLEN) {
-        let len = u32::from_ne_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
-        if len < NLMSG_HDRLEN || off + len > buf.len() {
-            break;
-        }
-        out.push(Reply {
-            msg_type: u16::from_ne_bytes([hdr[4], hdr[5]]),
-            flags: u16::from_ne_bytes([hdr[6], hdr[7]]),
-            seq: u32::from_ne_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]),
-            body: &buf[off + NLMSG_HDRLEN..off + len],
-        });
-        off += align4(len);
-    }
-    out
 }

@@ -4,7 +4,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnetwork::{IpNetwork, Ipv4Network};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE};
-use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::Netlink;
@@ -22,6 +24,17 @@ pub struct Address {
     /// cannot be used as a source yet.
     pub tentative: bool,
     pub dad_failed: bool,
+}
+
+/// How [`Netlink::add_address_with`] adds an address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AddrOptions {
+    /// Update an existing entry instead of failing with EEXIST.
+    pub replace: bool,
+    /// IPv6: skip duplicate address detection (IFA_F_NODAD), so the address
+    /// is usable at once instead of tentative for about 2 s. Only for
+    /// addresses unique by construction (a gateway we own); ignored for IPv4.
+    pub nodad: bool,
 }
 
 /// Address scope (ifa_scope).
@@ -58,13 +71,34 @@ impl Netlink {
     /// Add `addr` to a link. EEXIST if present, unless `replace`, which
     /// also updates an existing entry (concurrent ADDs on a shared bridge).
     pub fn add_address(&mut self, index: u32, addr: IpNetwork, replace: bool) -> Result<()> {
-        let flags = if replace {
+        self.add_address_with(
+            index,
+            addr,
+            AddrOptions {
+                replace,
+                ..AddrOptions::default()
+            },
+        )
+    }
+
+    /// Add `addr` to a link as `opts` says (see [`AddrOptions`]).
+    pub fn add_address_with(
+        &mut self,
+        index: u32,
+        addr: IpNetwork,
+        opts: AddrOptions,
+    ) -> Result<()> {
+        let flags = if opts.replace {
             NLM_F_CREATE | NLM_F_REPLACE
         } else {
             NLM_F_CREATE | NLM_F_EXCL
         };
+        let mut msg = address_msg(index, addr, true);
+        if opts.nodad && addr.is_ipv6() {
+            msg.header.flags |= AddressHeaderFlags::Nodad;
+        }
         self.request(
-            RouteNetlinkMessage::NewAddress(address_msg(index, addr, true)),
+            RouteNetlinkMessage::NewAddress(msg),
             flags,
             format_args!("add address {addr} to link #{index}"),
         )?;

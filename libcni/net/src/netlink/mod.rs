@@ -21,10 +21,12 @@ pub mod sysctl;
 
 use std::fmt;
 
+use nix::errno::Errno;
+
 use crate::netns::NetNs;
 use cni_spec::error::{Error, Result};
 
-pub use addr::{AddrScope, Address};
+pub use addr::{AddrOptions, AddrScope, Address};
 pub use bridge_vlan::PortVlan;
 pub use link::{
     BridgePortFlags, BridgeSpec, Link, MacvlanMode, MacvlanSpec, OperState, VethSpec, VlanSpec,
@@ -33,7 +35,8 @@ pub use link::{
 pub use neigh::{NeighFamily, NeighMode, Neighbour};
 pub use route::{Route, RouteScope, RouteType, RT_TABLE_MAIN};
 
-use socket::{NlError, NlSocket};
+use crate::transport::NlError;
+use socket::NlSocket;
 
 /// A MAC address.
 pub type Mac = [u8; 6];
@@ -71,38 +74,11 @@ impl Netlink {
 
 /// Turn a socket-level failure into our error, errno kept.
 fn to_error(e: NlError, what: impl fmt::Display) -> Error {
-    let errno = e.errno();
-    let mut msg = match &e {
-        NlError::Kernel { errno, .. } => format!("{what}: {}", errno_text(*errno)),
-        NlError::Os(io) => match io.raw_os_error() {
-            Some(n) => format!("{what}: {}", errno_text(n)),
-            None => format!("{what}: {io}"),
-        },
-        NlError::Decode(d) => format!("{what}: {d}"),
-        NlError::Interrupted => {
-            format!("{what}: dump interrupted by concurrent changes, retries exhausted")
-        }
-    };
-    if let NlError::Kernel { msg: Some(ext), .. } = &e {
-        msg.push_str(" (");
-        msg.push_str(ext);
-        msg.push(')');
-    }
-    let err = if matches!(e, NlError::Interrupted) {
-        Error::try_again(msg)
-    } else {
-        Error::io(msg)
-    };
-    match errno {
-        Some(n) => err.with_errno(n),
-        None => err,
-    }
+    e.into_error(what)
 }
 
 /// "File exists" for 17: the text `ip` prints, without "(os error 17)".
-pub(crate) fn errno_text(errno: i32) -> &'static str {
-    nix::errno::Errno::from_raw(errno).desc()
-}
+pub(crate) use crate::transport::errno_text;
 
 /// An error carrying `errno` the way netlink errors do, for other modules
 /// (netns, sysctl) whose callers test for "does not exist" the same way.
@@ -117,7 +93,7 @@ pub fn errno(err: &Error) -> Option<i32> {
 
 /// The object already exists (EEXIST): concurrent ADDs treat it as success.
 pub fn is_exists(err: &Error) -> bool {
-    errno(err) == Some(libc::EEXIST)
+    errno(err) == Some(Errno::EEXIST as i32)
 }
 
 /// The object is gone: DEL treats it as success. The kernel says so in
@@ -125,8 +101,8 @@ pub fn is_exists(err: &Error) -> bool {
 /// ENOENT (neighbour, FDB entry, namespace path).
 pub fn is_not_found(err: &Error) -> bool {
     matches!(
-        errno(err),
-        Some(libc::ENODEV | libc::ENOENT | libc::ESRCH | libc::EADDRNOTAVAIL)
+        errno(err).map(Errno::from_raw),
+        Some(Errno::ENODEV | Errno::ENOENT | Errno::ESRCH | Errno::EADDRNOTAVAIL)
     )
 }
 

@@ -5,28 +5,11 @@
 
 use std::process::Command;
 
-use nix::sched::{unshare, CloneFlags};
 use serde_json::Value;
 
 use super::super::*;
 
-/// Run `f` in a new network namespace on a new thread; None when not root.
-pub(super) fn in_fresh_netns<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Option<T> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root");
-        return None;
-    }
-    let h = std::thread::spawn(move || {
-        unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
-        f()
-    });
-    match h.join() {
-        Ok(v) => Some(v),
-        Err(p) => std::panic::resume_unwind(p),
-    }
-}
+pub(super) use crate::testing::in_fresh_netns;
 
 /// Run a command in the calling thread's namespace; panics on failure.
 pub(super) fn run(cmd: &str, args: &[&str]) -> String {

@@ -38,7 +38,7 @@ fn malformed_input_never_panics() {
         &[8, 0, 1, 0, 1, 2],
     ] {
         let _ = AttrIter::new(bad).count();
-        let _ = nl::replies(bad);
+        let _ = crate::transport::frames(bad);
         let _ = tables::parse_rule(bad);
         let _ = tables::parse_elems(bad);
         let _ = ident::decode_comment(bad);
@@ -80,10 +80,10 @@ fn message_header_and_nfgenmsg() {
         &[],
     );
     assert_eq!(&b[16..20], &[0, 0, 0, 10]);
-    let r = nl::replies(&out);
+    let r = crate::transport::frames(&out).unwrap();
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].seq, 77);
-    assert_eq!(r[0].attrs(), &[8, 0, 1, 0, 1, 2, 3, 4]);
+    assert_eq!(&r[0].body()[nl::NFGENMSG_LEN..], &[8, 0, 1, 0, 1, 2, 3, 4]);
 }
 
 #[test]
@@ -95,13 +95,13 @@ fn error_replies_give_errno_and_ext_ack_text() {
     body.extend_from_slice(&[9, 0, 1, 0, b'b', b'u', b's', b'y', 0, 0, 0, 0]);
     let mut msg = Vec::new();
     msg.extend_from_slice(&((16 + body.len()) as u32).to_ne_bytes());
-    msg.extend_from_slice(&nl::NLMSG_ERROR.to_ne_bytes());
-    msg.extend_from_slice(&nl::NLM_F_ACK_TLVS.to_ne_bytes());
+    msg.extend_from_slice(&2u16.to_ne_bytes()); // NLMSG_ERROR
+    msg.extend_from_slice(&0x200u16.to_ne_bytes()); // NLM_F_ACK_TLVS
     msg.extend_from_slice(&5u32.to_ne_bytes());
     msg.extend_from_slice(&0u32.to_ne_bytes());
     msg.extend_from_slice(&body);
-    let r = nl::replies(&msg);
-    assert_eq!(r[0].error(), Some((libc::EBUSY, Some("busy".to_string()))));
+    let r = crate::transport::frames(&msg).unwrap();
+    assert_eq!(r[0].status(), Some((libc::EBUSY, Some("busy".to_string()))));
 }
 
 #[test]
@@ -318,18 +318,33 @@ fn lock_files_are_per_namespace() {
 
 #[test]
 fn kernel_errors_name_the_object_and_keep_errno() {
-    let e = to_error(
-        socket::NfError::Kernel {
-            what: "add rule inet cni_rs postrouting".into(),
-            errno: libc::ENOENT,
-            msg: Some("chain not found".into()),
-        },
-        "x",
-    );
+    let req = |what: &str| socket::Request {
+        cmd: 0,
+        family: 0,
+        flags: 0,
+        attrs: Vec::new(),
+        what: what.into(),
+    };
+    let reqs = [
+        req("add table inet cni_rs"),
+        req("add rule inet cni_rs postrouting"),
+    ];
+    let refused = |index| crate::transport::NlError::Kernel {
+        errno: libc::ENOENT,
+        msg: Some("chain not found".into()),
+        index,
+    };
+    let e = socket::batch_error(refused(Some(1)), &reqs);
     assert_eq!(e.code, cni_spec::error::code::IO);
     assert_eq!(
         e.msg,
         "nftables: add rule inet cni_rs postrouting: No such file or directory (chain not found)"
     );
     assert_eq!(crate::netlink::errno(&e), Some(libc::ENOENT));
+    let e = socket::batch_error(refused(None), &reqs);
+    assert!(
+        e.msg.starts_with("nftables: commit nftables transaction: "),
+        "{}",
+        e.msg
+    );
 }

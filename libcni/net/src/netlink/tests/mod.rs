@@ -35,6 +35,7 @@ fn errno_is_kept_and_classified() {
         NlError::Kernel {
             errno: libc::EEXIST,
             msg: None,
+            index: None,
         },
         "create veth veth1a2b3c4d",
     );
@@ -48,6 +49,7 @@ fn errno_is_kept_and_classified() {
         NlError::Kernel {
             errno: libc::ENODEV,
             msg: Some("no such device".into()),
+            index: None,
         },
         "find link x",
     )

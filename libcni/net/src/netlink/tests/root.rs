@@ -10,22 +10,7 @@ use nix::sched::{unshare, CloneFlags};
 
 use super::super::*;
 use crate::netns::NetNs;
-
-/// Run `f` in a new network namespace on a new thread; None when not root.
-fn in_fresh_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root");
-        return None;
-    }
-    let h = std::thread::spawn(move || {
-        unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
-        f()
-    });
-    match h.join() {
-        Ok(v) => Some(v),
-        Err(p) => std::panic::resume_unwind(p),
-    }
-}
+use crate::testing::in_fresh_netns;
 
 /// A second fresh namespace, entered by unsharing again; returns the one
 /// the thread was in before (so callers get two: the returned handle and
@@ -481,10 +466,8 @@ fn root_sysctl_is_per_namespace() {
         sysctl::set("net.ipv4.ip_forward", "1").unwrap();
         sysctl::get("net/ipv4/ip_forward").unwrap()
     });
-    if let Some(inner) = inner {
-        assert_eq!(inner, "1");
-        assert_eq!(sysctl::get("net/ipv4/ip_forward").unwrap(), root_before);
-    }
+    assert_eq!(inner, "1");
+    assert_eq!(sysctl::get("net/ipv4/ip_forward").unwrap(), root_before);
 }
 
 #[test]
