@@ -5,6 +5,7 @@
 use cni_net::firewall::{self, NetworkFirewall};
 use cni_net::netlink::Mac;
 use cni_plugin::log;
+use cni_plugin::rollback::Undo;
 use cni_spec::Result;
 use cni_spec::{Attachment, CniResult};
 
@@ -30,22 +31,17 @@ pub fn network(conf: &Conf, res: &CniResult) -> Option<NetworkFirewall> {
 }
 
 /// Only frames with the container's MAC may enter the bridge from its port.
-/// The guard removes the check again unless ADD completes.
-pub fn add_spoofcheck<'a>(
-    conf: &'a Conf,
-    container_id: &'a str,
-    ifname: &'a str,
+/// The returned undo removes the check again unless ADD completes.
+pub fn add_spoofcheck(
+    conf: &Conf,
+    container_id: &str,
+    ifname: &str,
     host_veth: &str,
     mac: &Mac,
-) -> Result<ContainerRulesGuard<'a>> {
-    let guard = ContainerRulesGuard {
-        network: &conf.network,
-        container_id,
-        ifname,
-        armed: true,
-    };
+) -> Result<Undo<'static>> {
+    let undo = undo_container_rules(&conf.network, container_id, ifname);
     firewall::add_spoofcheck(&conf.network, container_id, ifname, host_veth, mac)?;
-    Ok(guard)
+    Ok(undo)
 }
 
 /// GC: the rules of attachments not in `valid` go; with none valid, the
@@ -59,25 +55,15 @@ pub fn gc(network: &str, valid: &[Attachment]) -> Result<()> {
 }
 
 /// Undoes [`add_spoofcheck`] when ADD fails after it.
-pub struct ContainerRulesGuard<'a> {
-    network: &'a str,
-    container_id: &'a str,
-    ifname: &'a str,
-    armed: bool,
-}
-
-impl ContainerRulesGuard<'_> {
-    pub fn commit(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for ContainerRulesGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            if let Err(e) = del_container(self.network, self.container_id, self.ifname) {
-                log::error(&format!("rollback: remove container rules: {e}"));
-            }
+fn undo_container_rules(network: &str, container_id: &str, ifname: &str) -> Undo<'static> {
+    let (network, container_id, ifname) = (
+        network.to_string(),
+        container_id.to_string(),
+        ifname.to_string(),
+    );
+    Undo::boxed(move || {
+        if let Err(e) = del_container(&network, &container_id, &ifname) {
+            log::error(&format!("rollback: remove container rules: {e}"));
         }
-    }
+    })
 }

@@ -242,7 +242,11 @@ fn build_links(
     ctr: &mut Netlink,
     host_veth: &str,
     req: &Request,
-) -> Result<(netlink::Link, veth::Pair, veth::VethGuard)> {
+) -> Result<(
+    netlink::Link,
+    veth::Pair,
+    cni_plugin::rollback::Undo<'static>,
+)> {
     let br = bridge::ensure_bridge(
         host,
         &BridgeOpts {

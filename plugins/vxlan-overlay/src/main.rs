@@ -172,7 +172,7 @@ fn join_network(
     ctr: &mut Netlink,
     host_veth: &str,
     req: &Request,
-) -> Result<(Link, veth::Pair, veth::VethGuard)> {
+) -> Result<(Link, veth::Pair, cni_plugin::rollback::Undo<'static>)> {
     let (pair, guard) = veth::create(
         host,
         ctr,
