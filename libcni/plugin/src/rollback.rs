@@ -180,7 +180,7 @@ mod tests {
         let mut released = Vec::new();
         {
             let mut taken = Guarded::new(Vec::new(), |t: &mut Vec<u32>| {
-                released.extend(t.drain(..));
+                released.append(t);
             });
             taken.push(1);
             taken.push(2);
