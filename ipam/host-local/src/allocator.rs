@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
+use cni_plugin::rollback::Guarded;
 use cni_spec::error::{code, ErrorList};
 use cni_spec::{Attachment, CniResult, IpConfig};
 use cni_spec::{Error, Result};
@@ -47,18 +48,19 @@ pub fn allocate(
     owner: &Owner,
     requested: &[IpAddr],
 ) -> Result<Vec<IpConfig>> {
-    let mut new = Vec::new();
-    let res = allocate_inner(store, sets, owner, requested, &mut new);
-    if res.is_err() {
-        // All or nothing: give back what this call took, keep what the
-        // attachment held before.
-        for ip in new {
+    // All or nothing: unless every set got its address, give back what
+    // this call took, keep what the attachment held before.
+    let mut taken = Guarded::new((store, Vec::new()), |(store, new)| {
+        for ip in new.drain(..) {
             if let Err(e) = store.release(ip, owner) {
                 cni_plugin::log::error(&format!("rollback: failed to release {ip}: {e}"));
             }
         }
-    }
-    res
+    });
+    let (store, new) = &mut *taken;
+    let ips = allocate_inner(&mut **store, sets, owner, requested, new)?;
+    taken.commit();
+    Ok(ips)
 }
 
 fn allocate_inner(

@@ -11,12 +11,15 @@
 //! - [`container`]: addresses, routes and sysctls inside the container from
 //!   an IPAM result, and the CHECK of the same.
 //! - [`check`]: CHECK of the pair and port against `prevResult`.
+//! - [`flow`]: ADD, DEL, CHECK, STATUS and GC of such a network, once,
+//!   driving the hooks of a plugin's [`flow::BridgeNetwork`].
 //! - [`lock`]: the per-network lock that keeps "last container left, remove
 //!   the network's rules" from racing a concurrent ADD.
 
 pub mod bridge;
 pub mod check;
 pub mod container;
+pub mod flow;
 pub mod lock;
 pub mod names;
 pub mod veth;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use cni_net::netlink::{self, BridgePortFlags, Link, Mac, Netlink, OperState, PortVlan, VethSpec};
 use cni_net::netns::NetNs;
 use cni_plugin::log;
+use cni_plugin::rollback::Undo;
 use cni_spec::error::{Error, Result};
 
 /// The pair to create.
@@ -38,7 +39,7 @@ pub fn create(
     host: &mut Netlink,
     ctr: &mut Netlink,
     req: &VethRequest,
-) -> Result<(Pair, VethGuard)> {
+) -> Result<(Pair, Undo<'static>)> {
     let spec = VethSpec {
         name: req.host_name.clone(),
         mtu: req.mtu,
@@ -51,10 +52,7 @@ pub fn create(
     if let Err(e) = host.create_veth(&spec) {
         return Err(explain_create_error(e, ctr, req));
     }
-    let guard = VethGuard {
-        host_name: req.host_name.clone(),
-        armed: true,
-    };
+    let guard = undo_create(req.host_name.clone());
     let host_link = host.link_by_name(&req.host_name)?;
     let container = ctr.link_by_name(&req.ifname)?;
     Ok((
@@ -84,31 +82,15 @@ fn explain_create_error(e: Error, ctr: &mut Netlink, req: &VethRequest) -> Error
     }
 }
 
-/// Deletes the veth pair on drop unless committed: a failed ADD leaves no
-/// link behind.
-#[derive(Debug)]
-pub struct VethGuard {
-    host_name: String,
-    armed: bool,
-}
-
-impl VethGuard {
-    /// ADD succeeded: keep the pair.
-    pub fn commit(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for VethGuard {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let res = Netlink::new().and_then(|mut nl| delete(&mut nl, &self.host_name));
+/// Deletes the veth pair unless committed: a failed ADD leaves no link
+/// behind.
+fn undo_create(host_name: String) -> Undo<'static> {
+    Undo::boxed(move || {
+        let res = Netlink::new().and_then(|mut nl| delete(&mut nl, &host_name));
         if let Err(e) = res {
-            log::error(&format!("rollback: delete veth {}: {e}", self.host_name));
+            log::error(&format!("rollback: delete veth {host_name}: {e}"));
         }
-    }
+    })
 }
 
 /// How the host end joins the bridge.

@@ -5,6 +5,7 @@
 
 use crate::invoke::{self, Env};
 use crate::log;
+use crate::rollback::Undo;
 use crate::skel::{Command, Request};
 use cni_spec::error::{Error, Result};
 use cni_spec::CniResult;
@@ -49,10 +50,11 @@ pub fn wanted(req: &Request) -> bool {
 pub fn add(req: &Request) -> Result<(CniResult, Lease<'_>)> {
     let name = ipam_type(req)?;
     let out = call(req, Command::Add)?;
-    let lease = Lease {
-        req,
-        committed: false,
-    };
+    let lease = Lease::boxed(move || {
+        if let Err(e) = del(req) {
+            log::error(&format!("rollback: IPAM DEL failed: {e}"));
+        }
+    });
     let result = CniResult::from_slice(&out)
         .map_err(|e| e.context(format!("IPAM plugin {name} returned")))?;
     Ok((result, lease))
@@ -118,26 +120,6 @@ pub fn gc(req: &Request) -> Result<()> {
     call(req, Command::Gc).map(|_| ())
 }
 
-/// An address obtained from IPAM that is given back unless the ADD that
-/// asked for it completes.
-pub struct Lease<'a> {
-    req: &'a Request,
-    committed: bool,
-}
-
-impl Lease<'_> {
-    /// ADD succeeded: keep the address.
-    pub fn commit(mut self) {
-        self.committed = true;
-    }
-}
-
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        if !self.committed {
-            if let Err(e) = del(self.req) {
-                log::error(&format!("rollback: IPAM DEL failed: {e}"));
-            }
-        }
-    }
-}
+/// An address obtained from IPAM that is given back (IPAM DEL) unless the
+/// ADD that asked for it completes and commits it.
+pub type Lease<'a> = Undo<'a>;

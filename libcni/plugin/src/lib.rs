@@ -3,10 +3,12 @@
 //! result or error the way the spec says; [`invoke`] runs other plugins (the
 //! IPAM plugin of a main plugin, the chain of a runtime); [`ipam`] is the
 //! delegation to the IPAM plugin with a lease that is released unless
-//! committed; [`log`] writes to stderr only.
+//! committed; [`rollback`] is the undo-unless-committed guard of every step
+//! that ADD may have to take back; [`log`] writes to stderr only.
 
 pub mod fault;
 pub mod invoke;
 pub mod ipam;
 pub mod log;
+pub mod rollback;
 pub mod skel;

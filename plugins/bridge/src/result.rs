@@ -1,35 +1,29 @@
-//! Shaping the IPAM result into the bridge's result: IPs on the container
-//! interface, gateways, default routes and the three interfaces.
+//! Shaping the IPAM result into the bridge's result: gateways, default
+//! routes, and the subnets the network's rules cover.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use cni_net::netlink::{format_mac, Link};
-use cni_spec::{CniResult, Interface, Route};
+use cni_spec::{CniResult, Route};
 use cni_spec::{Error, Result};
 use ipnetwork::IpNetwork;
 
-/// Index of the container interface in `interfaces` (bridge, host veth,
-/// container), where the reference puts it too.
-pub const CONTAINER_IF: usize = 2;
-
-/// Point every IP at the container interface; with `is_gateway`, fill in a
-/// missing gateway with the subnet's first address (as the reference does).
-/// Returns the gateway addresses for the bridge: gateway IP with the
-/// subnet's prefix, one per subnet.
-pub fn assign_gateways(result: &mut CniResult, is_gateway: bool) -> Result<Vec<IpNetwork>> {
-    let mut gws: Vec<IpNetwork> = Vec::new();
+/// `isGateway`: fill in a missing gateway with the subnet's first address
+/// (as the reference does).
+pub fn fill_gateways(result: &mut CniResult) {
     for ip in &mut result.ips {
-        ip.interface = Some(CONTAINER_IF);
-        if !is_gateway {
-            continue;
+        if ip.gateway.is_none() {
+            ip.gateway = Some(first_host(ip.address));
         }
-        let gw = match ip.gateway {
-            Some(g) => g,
-            None => {
-                let g = first_host(ip.address);
-                ip.gateway = Some(g);
-                g
-            }
+    }
+}
+
+/// The gateway addresses for the bridge: gateway IP with the subnet's
+/// prefix, one per subnet.
+pub fn gateway_addresses(result: &CniResult) -> Result<Vec<IpNetwork>> {
+    let mut gws: Vec<IpNetwork> = Vec::new();
+    for ip in &result.ips {
+        let Some(gw) = ip.gateway else {
+            continue;
         };
         let net = IpNetwork::new(gw, ip.address.prefix())
             .map_err(|e| Error::invalid_config(format!("gateway {gw} for {}: {e}", ip.address)))?;
@@ -97,24 +91,6 @@ pub fn subnets(result: &CniResult) -> Vec<IpNetwork> {
     out
 }
 
-fn iface(link: &Link, sandbox: Option<String>) -> Interface {
-    Interface {
-        name: link.name.clone(),
-        mac: link.mac.as_ref().map(format_mac),
-        sandbox,
-        ..Interface::default()
-    }
-}
-
-/// bridge, host veth, container interface (with its namespace).
-pub fn interfaces(bridge: &Link, host: &Link, container: &Link, netns: &str) -> Vec<Interface> {
-    vec![
-        iface(bridge, None),
-        iface(host, None),
-        iface(container, Some(netns.to_string())),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,19 +100,27 @@ mod tests {
     }
 
     #[test]
-    fn gateways_are_filled_and_ips_point_at_the_container() {
+    fn gateways_are_filled_once_per_subnet() {
         let mut r = result(
             r#"{"cniVersion":"1.0.0","ips":[{"address":"10.1.0.5/24"},
-                {"address":"fd00:1::5/64","gateway":"fd00:1::fe"}]}"#,
+                {"address":"fd00:1::5/64","gateway":"fd00:1::fe"},{"address":"10.1.0.6/24"}]}"#,
         );
-        let gws = assign_gateways(&mut r, true).unwrap();
-        assert_eq!(r.ips[0].interface, Some(2));
+        fill_gateways(&mut r);
         assert_eq!(r.ips[0].gateway.unwrap().to_string(), "10.1.0.1");
+        assert_eq!(r.ips[1].gateway.unwrap().to_string(), "fd00:1::fe");
+        let gws = gateway_addresses(&r).unwrap();
         let gws: Vec<String> = gws.iter().map(|g| g.to_string()).collect();
         assert_eq!(gws, ["10.1.0.1/24", "fd00:1::fe/64"]);
-        let mut r2 = result(r#"{"cniVersion":"1.0.0","ips":[{"address":"10.1.0.5/24"}]}"#);
-        assert!(assign_gateways(&mut r2, false).unwrap().is_empty());
-        assert_eq!(r2.ips[0].gateway, None);
+        let r2 = result(r#"{"cniVersion":"1.0.0","ips":[{"address":"10.1.0.5/24"}]}"#);
+        assert!(gateway_addresses(&r2).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_gateway_of_another_family_is_a_config_error() {
+        let r = result(
+            r#"{"cniVersion":"1.0.0","ips":[{"address":"fd00::5/64","gateway":"10.1.0.1"}]}"#,
+        );
+        assert_eq!(gateway_addresses(&r).unwrap_err().code, 7);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use cni_net::ifconfig;
 use cni_net::netlink::{self, format_mac, Mac, MacvlanSpec, Netlink};
 use cni_net::netns::{self, NetNs};
 use cni_plugin::log;
+use cni_plugin::rollback::Guarded;
 use cni_plugin::skel::Request;
 use cni_spec::{CniResult, Interface};
 use cni_spec::{Error, Result};
@@ -15,16 +16,17 @@ use nix::errno::Errno;
 
 use crate::conf::Conf;
 
-/// A macvlan in the container's namespace, deleted on drop unless
-/// committed. Holds the container's netlink socket for the steps that
-/// configure it.
+/// A macvlan in the container's namespace. Holds the container's netlink
+/// socket for the steps that configure it.
 pub struct ContainerLink {
     nl: Netlink,
     index: u32,
     name: String,
     mac: Mac,
-    committed: bool,
 }
+
+/// A new [`ContainerLink`], deleted on drop unless committed.
+pub type NewContainerLink = Guarded<ContainerLink, fn(&mut ContainerLink)>;
 
 impl ContainerLink {
     /// Create the macvlan on `parent` (an index in the namespace of
@@ -37,7 +39,7 @@ impl ContainerLink {
         parent: u32,
         ns: &NetNs,
         req: &Request,
-    ) -> Result<ContainerLink> {
+    ) -> Result<NewContainerLink> {
         let mut nl = Netlink::new_in(ns)?;
         let mut spec = MacvlanSpec {
             name: temp_name(),
@@ -59,13 +61,15 @@ impl ContainerLink {
                 .map_err(|e| explain_create_error(e, conf))?;
         }
         let tmp = nl.link_by_name(&spec.name)?;
-        let mut link = ContainerLink {
-            nl,
-            index: tmp.index,
-            name: spec.name.clone(),
-            mac: tmp.mac.unwrap_or_default(),
-            committed: false,
-        };
+        let mut link: NewContainerLink = Guarded::new(
+            ContainerLink {
+                nl,
+                index: tmp.index,
+                name: spec.name.clone(),
+                mac: tmp.mac.unwrap_or_default(),
+            },
+            ContainerLink::remove,
+        );
         link.nl.rename_link(tmp.index, &req.ifname).map_err(|e| {
             if netlink::is_exists(&e) {
                 Error::io(format!(
@@ -108,19 +112,11 @@ impl ContainerLink {
         }
     }
 
-    /// ADD succeeded: keep the link.
-    pub fn commit(mut self) {
-        self.committed = true;
-    }
-}
-
-impl Drop for ContainerLink {
-    fn drop(&mut self) {
-        if !self.committed {
-            if let Err(e) = self.nl.delete_link(self.index) {
-                if !netlink::is_not_found(&e) {
-                    log::error(&format!("rollback: delete {}: {e}", self.name));
-                }
+    /// The undo of [`ContainerLink::create`].
+    fn remove(&mut self) {
+        if let Err(e) = self.nl.delete_link(self.index) {
+            if !netlink::is_not_found(&e) {
+                log::error(&format!("rollback: delete {}: {e}", self.name));
             }
         }
     }

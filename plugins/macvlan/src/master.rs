@@ -4,6 +4,7 @@
 
 use cni_net::netlink::{Link, Netlink, RT_TABLE_MAIN};
 use cni_plugin::log;
+use cni_plugin::rollback::Undo;
 use cni_spec::{Error, Result};
 
 use crate::conf::Conf;
@@ -33,8 +34,8 @@ pub fn name(conf: &Conf, nl: &mut Netlink) -> Result<String> {
 /// releases a VLAN claim unless [`Master::commit`] is called.
 pub struct Master {
     pub link: Link,
-    /// The VLAN user record this attachment added: (vlan name, user).
-    claim: Option<(String, String)>,
+    /// Removes the VLAN user record this attachment added.
+    claim: Option<Undo<'static>>,
 }
 
 impl Master {
@@ -45,7 +46,7 @@ impl Master {
         let name = name(conf, nl)?;
         if let Some(user) = vlan_user.filter(|_| vlan::parse_name(&name).is_some()) {
             let (link, claimed) = vlan::acquire(nl, &name, user)?;
-            let claim = claimed.then(|| (name, user.to_string()));
+            let claim = claimed.then(|| release_claim(name, user.to_string()));
             return Ok(Master { link, claim });
         }
         match nl.link_by_name_opt(&name)? {
@@ -68,20 +69,21 @@ impl Master {
     }
 
     /// ADD succeeded: keep the VLAN claim.
-    pub fn commit(mut self) {
-        self.claim = None;
+    pub fn commit(self) {
+        if let Some(claim) = self.claim {
+            claim.commit();
+        }
     }
 }
 
-impl Drop for Master {
-    fn drop(&mut self) {
-        if let Some((vlan_name, user)) = self.claim.take() {
-            let res = Netlink::new().and_then(|mut nl| vlan::release(&mut nl, &vlan_name, &user));
-            if let Err(e) = res {
-                log::error(&format!("rollback: release vlan {vlan_name}: {e}"));
-            }
+/// The undo of a VLAN claim by `user`.
+fn release_claim(vlan_name: String, user: String) -> Undo<'static> {
+    Undo::boxed(move || {
+        let res = Netlink::new().and_then(|mut nl| vlan::release(&mut nl, &vlan_name, &user));
+        if let Err(e) = res {
+            log::error(&format!("rollback: release vlan {vlan_name}: {e}"));
         }
-    }
+    })
 }
 
 /// STATUS: can an ADD find (or create) the master?

@@ -1,54 +1,16 @@
-//! CHECK: the attachment still looks as ADD left it, and so does the
-//! network's tunnel: the VXLAN device matches the config, is a port of the
-//! bridge and floods to every peer.
+//! CHECK beyond the attachment (which `cni_attach::flow` checks): the
+//! network's tunnel matches the config, is a port of the bridge and floods
+//! to every peer, and the container has the overlay's MTU.
 
-use cni_attach::check::{self, expect_kind, expect_mac};
-use cni_attach::names::host_veth_name;
-use cni_net::ifconfig;
+use cni_attach::flow::LinkOpts;
 use cni_net::netlink::{Link, Netlink};
-use cni_plugin::ipam;
-use cni_plugin::skel::Request;
 use cni_spec::{Error, Result};
 
 use crate::config::Conf;
+use crate::offload;
 use crate::tunnel::{self, Want};
-use crate::{offload, underlay};
 
-pub fn check(req: &Request, conf: &Conf) -> Result<()> {
-    let prev = req
-        .config
-        .prev_result()?
-        .ok_or_else(|| Error::invalid_config("required prevResult missing"))?;
-    if conf.l3 {
-        ipam::check(req)?;
-    }
-    let (cidx, cif) = check::container_interface(req, &prev)?;
-
-    let ns = cni_net::netns::NetNs::open(req.netns_path()?)?;
-    let mut ctr = Netlink::new_in(&ns)?;
-    let mut host = Netlink::new()?;
-    let under = underlay::resolve(&mut host, conf)?;
-    let want = Want::new(conf, &under);
-
-    let br = host.link_by_name(&conf.bridge)?;
-    expect_kind(&br, "bridge")?;
-    check_tunnel(&mut host, conf, &want, &br)?;
-
-    let c = ctr.link_by_name(&req.ifname)?;
-    expect_kind(&c, "veth")?;
-    expect_mac(&c, cif)?;
-    if c.mtu != want.mtu {
-        return Err(Error::io(format!(
-            "{} has MTU {}, the overlay's is {}",
-            c.name, c.mtu, want.mtu
-        )));
-    }
-    let host_name = host_veth_name(&req.container_id, &req.ifname);
-    check::expect_port(&mut host, &host_name, &br, &c)?;
-    ifconfig::verify(&mut ctr, c.index, &prev, cidx)
-}
-
-fn check_tunnel(host: &mut Netlink, conf: &Conf, want: &Want, br: &Link) -> Result<()> {
+pub fn tunnel(host: &mut Netlink, conf: &Conf, want: &Want, br: &Link) -> Result<()> {
     let vx = host.link_by_name(&conf.vxlan)?;
     if let Some(why) = tunnel::mismatch(&vx, want) {
         return Err(Error::io(format!("{}: {why}", conf.vxlan)));
@@ -79,4 +41,15 @@ fn check_tunnel(host: &mut Netlink, conf: &Conf, want: &Want, br: &Link) -> Resu
         )));
     }
     Ok(())
+}
+
+/// The container's interface has the overlay's MTU.
+pub fn mtu(container: &Link, opts: &LinkOpts) -> Result<()> {
+    match opts.mtu {
+        Some(want) if container.mtu != want => Err(Error::io(format!(
+            "{} has MTU {}, the overlay's is {want}",
+            container.name, container.mtu
+        ))),
+        _ => Ok(()),
+    }
 }

@@ -71,8 +71,6 @@ pub struct Conf {
     /// Normalised (host bits cleared); empty when the config declares none.
     pub subnets: Vec<IpNetwork>,
     pub disable_tx_csum: bool,
-    /// An `ipam` block with a type: L3. Without: an L2-only port.
-    pub l3: bool,
 }
 
 impl Conf {
@@ -133,7 +131,6 @@ impl Conf {
             vxlan,
             subnets,
             disable_tx_csum: raw.disable_tx_checksum_offload,
-            l3: req.config.ipam_type.is_some(),
         })
     }
 
@@ -196,7 +193,7 @@ mod tests {
         assert_eq!(c.port, 4789);
         assert_eq!(c.bridge, "vxbr4096");
         assert_eq!(c.vxlan, "vxlan4096");
-        assert!(c.peers.is_empty() && c.mtu.is_none() && !c.l3 && !c.disable_tx_csum);
+        assert!(c.peers.is_empty() && c.mtu.is_none() && !c.disable_tx_csum);
         let c = load(json!({"vni": 16777215})).unwrap();
         assert!(c.vxlan.len() <= 15 && c.bridge.len() <= 15);
     }
