@@ -91,7 +91,8 @@ impl Proto {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PortMapping {
     pub proto: Proto,
-    /// None: every local address of the family.
+    /// None: every local address of both families; an unspecified address
+    /// (`0.0.0.0`, `::`): every local address of its family only.
     pub host_ip: Option<IpAddr>,
     pub host_port: u16,
     pub container_port: u16,
@@ -166,7 +167,7 @@ pub fn claim_of(m: &PortMapping, v6: bool) -> Claim {
         v6,
         proto: m.proto,
         port: m.host_port,
-        host_ip: m.host_ip,
+        host_ip: m.host_ip.filter(|a| !a.is_unspecified()),
     }
 }
 
@@ -237,8 +238,8 @@ fn target_hash(ip: &IpAddr, port: u16) -> u32 {
 pub(crate) fn dnat_rule(tag: &str, readable: &str, m: &PortMapping, ip: &IpAddr) -> RuleSpec {
     let claim = claim_of(m, ip.is_ipv6());
     let mut exprs = family_match(ip);
-    if let Some(h) = &m.host_ip {
-        exprs.extend(addr_match(h, true));
+    if let Some(h) = m.host_ip.filter(|a| !a.is_unspecified()) {
+        exprs.extend(addr_match(&h, true));
     }
     exprs.extend([
         expr::meta(expr::META_L4PROTO, expr::REG_1),
