@@ -117,17 +117,13 @@ fn parse_one(e: &Value) -> Result<PortMapping> {
         v.as_i64()
             .and_then(|n| u16::try_from(n).ok())
             .filter(|&n| n > 0)
-            .ok_or_else(|| {
-                Error::invalid_config(format!("invalid {key} {v}: expected 1 to 65535"))
-            })
+            .ok_or_else(|| Error::invalid_config(format!("invalid {key} {v}: expected 1 to 65535")))
     };
     let proto = match o.get("protocol") {
         None | Some(Value::Null) => Proto::Tcp,
         Some(Value::String(s)) if s.is_empty() => Proto::Tcp,
         Some(Value::String(s)) => Proto::parse(s).ok_or_else(|| {
-            Error::invalid_config(format!(
-                "unknown protocol {s:?}: expected tcp, udp or sctp"
-            ))
+            Error::invalid_config(format!("unknown protocol {s:?}: expected tcp, udp or sctp"))
         })?,
         Some(v) => {
             return Err(Error::invalid_config(format!(

@@ -19,8 +19,8 @@ use cni_net::firewall::conntrack;
 use cni_net::firewall::portmap::{self, Claim, Proto, Publication, PORT_TAKEN};
 use cni_net::listeners;
 use cni_net::netlink::{sysctl, Netlink};
-use cni_plugin::skel::{self, About, Plugin, Request};
 use cni_plugin::log;
+use cni_plugin::skel::{self, About, Plugin, Request};
 use cni_spec::error::ErrorList;
 use cni_spec::{CniResult, Error, Result};
 
@@ -191,10 +191,7 @@ fn enable_route_localnet(ip: &IpAddr) -> Result<()> {
         return Ok(());
     };
     let link = nl.link_by_index(oif)?;
-    sysctl::set(
-        &format!("net/ipv4/conf/{}/route_localnet", link.name),
-        "1",
-    )
+    sysctl::set(&format!("net/ipv4/conf/{}/route_localnet", link.name), "1")
 }
 
 fn main() {

@@ -70,7 +70,7 @@ const NFTA_NAT_REG_PROTO_MIN: u16 = 5;
 
 /// `NFT_FIB_RESULT_ADDRTYPE` with `NFTA_FIB_F_DADDR`: `fib daddr type`.
 const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
-const NFTA_FIB_F_DADDR: u32 = 1;
+const NFTA_FIB_F_DADDR: u32 = 2;
 /// `RTN_LOCAL`: an address of this host.
 pub(crate) const RTN_LOCAL: u32 = 2;
 const NFT_NAT_DNAT: u32 = 1;
