@@ -245,11 +245,14 @@ fn root_a_taken_host_port_is_refused_and_nothing_changes() {
 }
 
 /// A process (not the plugin's parent: that one is exempt, as podman's
-/// port reservation is) listening on `port` in the fake host.
+/// port reservation is) listening on `port` in the fake host until its
+/// stdin closes.
 fn host_listener(host: &Netns, port: u16) -> Child {
     let child = Command::new("ip")
-        .args(["netns", "exec", host.name(), "busybox", "nc", "-l", "-p"])
-        .arg(port.to_string())
+        .args(["netns", "exec", host.name(), "python3", "-c"])
+        .arg(format!(
+            "import socket,sys\ns=socket.socket()\ns.bind(('0.0.0.0',{port}))\ns.listen()\nsys.stdin.read()"
+        ))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -274,7 +277,8 @@ fn root_a_port_the_host_listens_on_is_refused() {
     let c = w.h.ctr("a");
     let (r, out) = w.add(&c, json!([{"hostPort": 8082, "containerPort": 80}]));
     let err = out.expect_error(100);
-    let _ = l.kill();
+    // EOF on its stdin ends the listener.
+    drop(l.stdin.take());
     let _ = l.wait();
     assert!(
         err["msg"]
@@ -383,7 +387,11 @@ fn root_the_reference_portmap_after_our_bridge() {
     let w = World::new("pmrefpm");
     let c = w.h.ctr("a");
     let (r, _) = (w.h.add(&c, &w.bridge_conf()), ());
-    let mut pm = w.pm_conf(json!([{"hostPort": 8084, "containerPort": 80}]), &r);
+    // The reference needs the protocol spelled out.
+    let mut pm = w.pm_conf(
+        json!([{"hostPort": 8084, "containerPort": 80, "protocol": "tcp"}]),
+        &r,
+    );
     pm["cniVersion"] = json!("1.0.0");
     let call = |cmd: &str, conf: &Value| {
         Invocation::reference("portmap")
