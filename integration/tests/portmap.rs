@@ -248,7 +248,7 @@ fn root_a_taken_host_port_is_refused_and_nothing_changes() {
 /// port reservation is) listening on `port` in the fake host until its
 /// stdin closes.
 fn host_listener(host: &Netns, port: u16) -> Child {
-    let child = Command::new("ip")
+    let mut child = Command::new("ip")
         .args(["netns", "exec", host.name(), "python3", "-c"])
         .arg(format!(
             "import socket,sys\ns=socket.socket()\ns.bind(('0.0.0.0',{port}))\ns.listen()\nsys.stdin.read()"
@@ -267,6 +267,8 @@ fn host_listener(host: &Netns, port: u16) -> Child {
         }
         thread::sleep(Duration::from_millis(20));
     }
+    drop(child.stdin.take());
+    let _ = child.wait();
     panic!("listener on {port} never appeared");
 }
 

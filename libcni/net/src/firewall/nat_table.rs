@@ -310,12 +310,15 @@ pub(crate) fn jump_rules() -> Vec<RuleSpec> {
     vec![jump(PREROUTING, JUMP_PREROUTING), jump(OUTPUT, JUMP_OUTPUT)]
 }
 
+/// A base chain's type, hook number and priority.
+type BaseHook = (&'static str, u32, i32);
+
 /// Table and chains that `existing` (chain names of our NAT table) lacks.
 pub(crate) fn declare(out: &mut Vec<Request>, existing: &[String]) {
     if existing.is_empty() {
         out.push(tables::new_table_named(Family::Inet, NAT_TABLE));
     }
-    let chains: [(&str, Option<(&str, u32, i32)>); 4] = [
+    let chains: [(&str, Option<BaseHook>); 4] = [
         (HOSTPORTS, None),
         (
             PREROUTING,
