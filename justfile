@@ -3,7 +3,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # The plugin binaries, named after their CNI type.
-plugins := "bridge macvlan vxlan-overlay loopback host-local"
+plugins := "bridge macvlan vxlan-overlay loopback portmap host-local"
 bin := "target/release"
 target_bin := "target/x86_64-unknown-linux-gnu/release"
 

@@ -177,6 +177,9 @@ pub struct Attachment<'a> {
     pub container_id: String,
     pub ifname: String,
     pub cni_path: String,
+    /// Capability arguments (`portMappings`...), handed as `runtimeConfig`
+    /// to each plugin that declares the capability, as runtimes do.
+    pub cap_args: serde_json::Map<String, Value>,
 }
 
 impl<'a> Attachment<'a> {
@@ -187,7 +190,14 @@ impl<'a> Attachment<'a> {
             container_id: container_id.to_string(),
             ifname: ifname.to_string(),
             cni_path: paths::default_cni_path(),
+            cap_args: serde_json::Map::new(),
         }
+    }
+
+    /// Set a capability argument, e.g. `portMappings`.
+    pub fn with_cap_arg(mut self, capability: &str, value: Value) -> Self {
+        self.cap_args.insert(capability.to_string(), value);
+        self
     }
 
     /// The binary CNI_PATH resolves for plugin `ty` (ours first).
@@ -212,7 +222,12 @@ impl<'a> Attachment<'a> {
                 self.cni_path
             )
         })?;
-        let conf = list.plugin_conf(i, prev);
+        let mut conf = list.plugin_conf(i, prev);
+        for (cap, value) in &self.cap_args {
+            if conf["capabilities"][cap] == Value::Bool(true) {
+                conf["runtimeConfig"][cap] = value.clone();
+            }
+        }
         Ok(Invocation::new(bin)
             .command(command)
             .container_id(&self.container_id)

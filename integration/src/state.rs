@@ -187,6 +187,18 @@ pub fn ping(from: &Netns, ip: &str) -> bool {
 pub fn tcp_exchange(server: &Netns, client: &Netns, ip: &str, port: u16) -> Result<()> {
     let addr: IpAddr = ip.parse().context("server ip")?;
     let sa = SocketAddr::new(addr, port);
+    tcp_exchange_via(server, sa, client, sa)
+}
+
+/// The same exchange through a translation: the server listens on `bind`,
+/// the client connects to `dst` (a published port, say).
+pub fn tcp_exchange_via(
+    server: &Netns,
+    bind: SocketAddr,
+    client: &Netns,
+    dst: SocketAddr,
+) -> Result<()> {
+    let sa = bind;
     let server_file = server.open()?;
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let srv = std::thread::spawn(move || -> Result<()> {
@@ -216,7 +228,7 @@ pub fn tcp_exchange(server: &Netns, client: &Netns, ip: &str, port: u16) -> Resu
         .map_err(|_| anyhow!("tcp server never got ready"))?
         .map_err(|e| anyhow!("binding {sa} in {}: {e}", server.name()))?;
     let reply = client.run(move || -> Result<Vec<u8>> {
-        let mut s = TcpStream::connect_timeout(&sa, Duration::from_secs(3))?;
+        let mut s = TcpStream::connect_timeout(&dst, Duration::from_secs(3))?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
         s.write_all(b"hello")?;
         let mut buf = Vec::new();
@@ -224,7 +236,7 @@ pub fn tcp_exchange(server: &Netns, client: &Netns, ip: &str, port: u16) -> Resu
         Ok(buf)
     });
     let srv_res = srv.join().map_err(|_| anyhow!("tcp server panicked"))?;
-    let reply = reply.with_context(|| format!("client in {} -> {sa}", client.name()))?;
+    let reply = reply.with_context(|| format!("client in {} -> {dst}", client.name()))?;
     srv_res.with_context(|| format!("server in {}", server.name()))?;
     anyhow::ensure!(
         reply == b"olleh",

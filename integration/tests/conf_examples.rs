@@ -122,7 +122,11 @@ fn run_chain(list: &ConfList) -> bool {
     let ctr = Netns::new("cex");
     let data = TempDir::new("ipam");
     list.set_ipam_data_dir(data.path());
-    let att = Attachment::new(&host, &ctr, &unique_id("ex"), "eth0");
+    // A published port for chains with a portmap, as a runtime's `-p`.
+    let att = Attachment::new(&host, &ctr, &unique_id("ex"), "eth0").with_cap_arg(
+        "portMappings",
+        json!([{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}]),
+    );
 
     for p in &list.plugins {
         if let Err(why) = prepare_host(&host, p) {

@@ -279,6 +279,7 @@ impl Scenario for LoopbackDel {
 mod bridge;
 mod host_local;
 mod macvlan;
+mod portmap;
 mod vxlan_overlay;
 
 fn scenarios() -> Vec<Box<dyn Scenario>> {
@@ -287,6 +288,7 @@ fn scenarios() -> Vec<Box<dyn Scenario>> {
         Box::new(bridge::Parallel::default()),
         Box::new(host_local::SequentialAddDel::default()),
         Box::new(macvlan::AddThenDel::default()),
+        Box::new(portmap::AddThenDel::default()),
         Box::new(vxlan_overlay::AddDel::default()),
         Box::new(vxlan_overlay::Tunnel::default()),
         Box::new(VersionScenario { plugin: "loopback" }),

@@ -15,10 +15,12 @@ pub(crate) const REG_2: u32 = 2;
 pub(crate) const META_IIFNAME: u32 = 6;
 pub(crate) const META_OIFNAME: u32 = 7;
 pub(crate) const META_NFPROTO: u32 = 15;
+pub(crate) const META_L4PROTO: u32 = 16;
 
 // enum nft_payload_bases
 pub(crate) const PAYLOAD_LL: u32 = 0;
 pub(crate) const PAYLOAD_NETWORK: u32 = 1;
+pub(crate) const PAYLOAD_TRANSPORT: u32 = 2;
 
 // enum nft_cmp_ops
 pub(crate) const CMP_EQ: u32 = 0;
@@ -58,6 +60,20 @@ const NFTA_LOOKUP_SREG: u16 = 2;
 const NFTA_LOOKUP_FLAGS: u16 = 5;
 const NFTA_IMMEDIATE_DREG: u16 = 1;
 const NFTA_IMMEDIATE_DATA: u16 = 2;
+const NFTA_FIB_DREG: u16 = 1;
+const NFTA_FIB_RESULT: u16 = 2;
+const NFTA_FIB_FLAGS: u16 = 3;
+const NFTA_NAT_TYPE: u16 = 1;
+const NFTA_NAT_FAMILY: u16 = 2;
+const NFTA_NAT_REG_ADDR_MIN: u16 = 3;
+const NFTA_NAT_REG_PROTO_MIN: u16 = 5;
+
+/// `NFT_FIB_RESULT_ADDRTYPE` with `NFTA_FIB_F_DADDR`: `fib daddr type`.
+const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
+const NFTA_FIB_F_DADDR: u32 = 2;
+/// `RTN_LOCAL`: an address of this host.
+pub(crate) const RTN_LOCAL: u32 = 2;
+const NFT_NAT_DNAT: u32 = 1;
 
 /// One expression: its kernel name and its attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,4 +198,33 @@ pub(crate) fn ifname_bytes(name: &str) -> [u8; 16] {
         *d = *s;
     }
     b
+}
+
+/// `fib daddr type` into `reg` (a host-order u32 route type).
+pub(crate) fn fib_daddr_type(reg: u32) -> Expr {
+    Expr::new("fib", |a| {
+        a.be32(NFTA_FIB_DREG, reg)
+            .be32(NFTA_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE)
+            .be32(NFTA_FIB_FLAGS, NFTA_FIB_F_DADDR);
+    })
+}
+
+/// Load a constant into a data register.
+pub(crate) fn immediate(reg: u32, data: &[u8]) -> Expr {
+    Expr::new("immediate", |a| {
+        a.be32(NFTA_IMMEDIATE_DREG, reg);
+        a.nested(NFTA_IMMEDIATE_DATA, |d| {
+            d.bytes(NFTA_DATA_VALUE, data);
+        });
+    })
+}
+
+/// `dnat <family> to` the address in `addr_reg` and the port in `port_reg`.
+pub(crate) fn dnat(nfproto: u8, addr_reg: u32, port_reg: u32) -> Expr {
+    Expr::new("nat", |a| {
+        a.be32(NFTA_NAT_TYPE, NFT_NAT_DNAT)
+            .be32(NFTA_NAT_FAMILY, u32::from(nfproto))
+            .be32(NFTA_NAT_REG_ADDR_MIN, addr_reg)
+            .be32(NFTA_NAT_REG_PROTO_MIN, port_reg);
+    })
 }

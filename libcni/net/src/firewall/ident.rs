@@ -98,7 +98,7 @@ fn has_prefix(comment: &str, prefix: &str) -> bool {
 }
 
 /// Cut to what `nft` prints back, on a character boundary.
-fn truncate(mut s: String) -> String {
+pub(crate) fn truncate(mut s: String) -> String {
     if s.len() > COMMENT_MAX {
         let mut end = COMMENT_MAX;
         while !s.is_char_boundary(end) {

@@ -27,10 +27,13 @@
 //! the veth deletion, and functions skip the transaction when nothing is
 //! there to delete.
 
+pub mod conntrack;
 mod expr;
 mod ident;
 mod lock;
+mod nat_table;
 mod nl;
+pub mod portmap;
 mod socket;
 mod tables;
 #[cfg(test)]
@@ -397,6 +400,36 @@ impl Session {
             .dump(tables::GETCHAIN, family.proto(), &[])
             .map_err(|e| to_error(e, &what))?;
         Ok(objs.iter().filter_map(|o| tables::parse_chain(o)).collect())
+    }
+
+    /// The rules of our inet table `table` (none if it does not exist).
+    fn rules_in(&mut self, table: &'static str) -> Result<Vec<RuleInfo>> {
+        let what = format!("list rules of inet {table}");
+        let objs = self
+            .sock
+            .dump(
+                tables::GETRULE,
+                Family::Inet.proto(),
+                &tables::rule_dump_filter_in(table),
+            )
+            .map_err(|e| to_error(e, &what))?;
+        Ok(objs
+            .iter()
+            .filter_map(|o| tables::parse_rule_in(o, table))
+            .collect())
+    }
+
+    /// The chains of our inet table `table` (none if it does not exist).
+    fn chains_in(&mut self, table: &str) -> Result<Vec<String>> {
+        let what = format!("list chains of inet {table}");
+        let objs = self
+            .sock
+            .dump(tables::GETCHAIN, Family::Inet.proto(), &[])
+            .map_err(|e| to_error(e, &what))?;
+        Ok(objs
+            .iter()
+            .filter_map(|o| tables::parse_chain_in(o, table))
+            .collect())
     }
 
     /// The elements of a set of the bridge table; None if it is missing.

@@ -88,11 +88,14 @@ const NFTA_SET_ELEM_USERDATA: u16 = 6;
 const NFTA_DATA_VALUE: u16 = 1;
 
 // Hooks and priorities.
+pub(crate) const NF_INET_PRE_ROUTING: u32 = 0;
+pub(crate) const NF_INET_LOCAL_OUT: u32 = 3;
+pub(crate) const NF_IP_PRI_NAT_DST: i32 = -100;
 const NF_INET_FORWARD: u32 = 2;
-const NF_INET_POST_ROUTING: u32 = 4;
+pub(crate) const NF_INET_POST_ROUTING: u32 = 4;
 const NF_BR_PRE_ROUTING: u32 = 0;
 const NF_IP_PRI_FILTER: i32 = 0;
-const NF_IP_PRI_NAT_SRC: i32 = 100;
+pub(crate) const NF_IP_PRI_NAT_SRC: i32 = 100;
 /// Before anything else on the bridge, as the reference's spoof check.
 const BRIDGE_PRI_SPOOFCHECK: i32 = -300;
 
@@ -105,8 +108,8 @@ const TYPE_ETHERADDR: u32 = 9;
 const TYPE_IFNAME: u32 = 41;
 const TYPE_BITS: u32 = 6;
 
-const NFPROTO_IPV4: u8 = 2;
-const NFPROTO_IPV6: u8 = 10;
+pub(crate) const NFPROTO_IPV4: u8 = 2;
+pub(crate) const NFPROTO_IPV6: u8 = 10;
 
 /// The two table families we use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +138,8 @@ impl Family {
 #[derive(Debug, Clone)]
 pub(crate) struct RuleSpec {
     pub(crate) family: Family,
+    /// Which of our tables of `family` holds it.
+    pub(crate) table: &'static str,
     pub(crate) chain: &'static str,
     pub(crate) comment: String,
     pub(crate) exprs: Vec<Expr>,
@@ -143,6 +148,7 @@ pub(crate) struct RuleSpec {
 /// A rule as the kernel reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RuleInfo {
+    pub(crate) table: &'static str,
     pub(crate) chain: String,
     pub(crate) handle: u64,
     pub(crate) comment: Option<String>,
@@ -166,33 +172,53 @@ fn req(cmd: u8, family: Family, flags: u16, attrs: Attrs, what: String) -> Reque
 }
 
 fn new_table(family: Family) -> Request {
+    new_table_named(family, TABLE)
+}
+
+/// Create (idempotently) one of our tables of `family`.
+pub(crate) fn new_table_named(family: Family, table: &str) -> Request {
     let mut a = Attrs::new();
-    a.string(NFTA_TABLE_NAME, TABLE);
+    a.string(NFTA_TABLE_NAME, table);
     req(
         NEWTABLE,
         family,
         NLM_F_CREATE,
         a,
-        format!("create table {} {TABLE}", family.name()),
+        format!("create table {} {table}", family.name()),
     )
 }
 
 pub(crate) fn del_table(family: Family) -> Request {
+    del_table_named(family, TABLE)
+}
+
+pub(crate) fn del_table_named(family: Family, table: &str) -> Request {
     let mut a = Attrs::new();
-    a.string(NFTA_TABLE_NAME, TABLE);
+    a.string(NFTA_TABLE_NAME, table);
     req(
         DELTABLE,
         family,
         0,
         a,
-        format!("delete table {} {TABLE}", family.name()),
+        format!("delete table {} {table}", family.name()),
     )
 }
 
 /// A base chain (`hook` given) or a regular one.
 fn new_chain(family: Family, name: &str, hook: Option<(&str, u32, i32)>) -> Request {
+    new_chain_in(family, TABLE, name, hook)
+}
+
+/// A base chain (`hook`: type, hook number, priority) or a regular one in
+/// `table`.
+pub(crate) fn new_chain_in(
+    family: Family,
+    table: &str,
+    name: &str,
+    hook: Option<(&str, u32, i32)>,
+) -> Request {
     let mut a = Attrs::new();
-    a.string(NFTA_CHAIN_TABLE, TABLE)
+    a.string(NFTA_CHAIN_TABLE, table)
         .string(NFTA_CHAIN_NAME, name);
     if let Some((kind, hooknum, prio)) = hook {
         a.nested(NFTA_CHAIN_HOOK, |h| {
@@ -208,7 +234,7 @@ fn new_chain(family: Family, name: &str, hook: Option<(&str, u32, i32)>) -> Requ
         family,
         NLM_F_CREATE,
         a,
-        format!("create chain {} {TABLE} {name}", family.name()),
+        format!("create chain {} {table} {name}", family.name()),
     )
 }
 
@@ -291,8 +317,9 @@ pub(crate) fn declare_bridge(out: &mut Vec<Request>) {
 }
 
 pub(crate) fn new_rule(rule: &RuleSpec) -> Request {
+    let table = rule.table;
     let mut a = Attrs::new();
-    a.string(NFTA_RULE_TABLE, TABLE)
+    a.string(NFTA_RULE_TABLE, table)
         .string(NFTA_RULE_CHAIN, rule.chain);
     a.nested(NFTA_RULE_EXPRESSIONS, |l| expr::encode_list(l, &rule.exprs));
     a.bytes(NFTA_RULE_USERDATA, &ident::encode_comment(&rule.comment));
@@ -302,7 +329,7 @@ pub(crate) fn new_rule(rule: &RuleSpec) -> Request {
         NLM_F_CREATE,
         a,
         format!(
-            "add rule {} {TABLE} {} ({:?})",
+            "add rule {} {table} {} ({:?})",
             rule.family.name(),
             rule.chain,
             rule.comment
@@ -311,8 +338,9 @@ pub(crate) fn new_rule(rule: &RuleSpec) -> Request {
 }
 
 pub(crate) fn del_rule(family: Family, rule: &RuleInfo) -> Request {
+    let table = rule.table;
     let mut a = Attrs::new();
-    a.string(NFTA_RULE_TABLE, TABLE)
+    a.string(NFTA_RULE_TABLE, table)
         .string(NFTA_RULE_CHAIN, &rule.chain)
         .be64(NFTA_RULE_HANDLE, rule.handle);
     req(
@@ -321,7 +349,7 @@ pub(crate) fn del_rule(family: Family, rule: &RuleInfo) -> Request {
         0,
         a,
         format!(
-            "delete rule {} {TABLE} {} handle {} ({:?})",
+            "delete rule {} {table} {} handle {} ({:?})",
             family.name(),
             rule.chain,
             rule.handle,
@@ -390,8 +418,13 @@ pub(crate) fn del_elems(family: Family, set: &str, elems: &[&ElemInfo]) -> Reque
 
 /// Filter of a rule dump: our table only.
 pub(crate) fn rule_dump_filter() -> Vec<u8> {
+    rule_dump_filter_in(TABLE)
+}
+
+/// Filter of a rule dump: one table of ours.
+pub(crate) fn rule_dump_filter_in(table: &str) -> Vec<u8> {
     let mut a = Attrs::new();
-    a.string(NFTA_RULE_TABLE, TABLE);
+    a.string(NFTA_RULE_TABLE, table);
     a.into_bytes()
 }
 
@@ -405,17 +438,28 @@ pub(crate) fn elem_dump_filter(set: &str) -> Vec<u8> {
 
 /// The name of a dumped chain if it belongs to our table.
 pub(crate) fn parse_chain(attrs: &[u8]) -> Option<String> {
+    parse_chain_in(attrs, TABLE)
+}
+
+/// The name of a dumped chain if it belongs to `want`.
+pub(crate) fn parse_chain_in(attrs: &[u8], want: &str) -> Option<String> {
     let table = nl::as_str(nl::find(attrs, NFTA_CHAIN_TABLE)?);
-    (table == TABLE).then(|| nl::as_str(nl::find(attrs, NFTA_CHAIN_NAME).unwrap_or(&[])))
+    (table == want).then(|| nl::as_str(nl::find(attrs, NFTA_CHAIN_NAME).unwrap_or(&[])))
 }
 
 /// Decode one rule of a dump; None if it is not one of our table's.
 pub(crate) fn parse_rule(attrs: &[u8]) -> Option<RuleInfo> {
+    parse_rule_in(attrs, TABLE)
+}
+
+/// Decode one rule of a dump; None if it is not one of `want`'s.
+pub(crate) fn parse_rule_in(attrs: &[u8], want: &'static str) -> Option<RuleInfo> {
     let table = nl::as_str(nl::find(attrs, NFTA_RULE_TABLE)?);
-    if table != TABLE {
+    if table != want {
         return None;
     }
     Some(RuleInfo {
+        table: want,
         chain: nl::as_str(nl::find(attrs, NFTA_RULE_CHAIN)?),
         handle: nl::as_be64(nl::find(attrs, NFTA_RULE_HANDLE)?)?,
         comment: nl::find(attrs, NFTA_RULE_USERDATA).and_then(ident::decode_comment),
@@ -484,6 +528,7 @@ pub(crate) fn masquerade_rule(network: &str, bridge: &str, subnet: &IpNetwork) -
     ]);
     RuleSpec {
         family: Family::Inet,
+        table: TABLE,
         chain: POSTROUTING,
         comment: ident::network_comment(network, &format!("masq {subnet} !{bridge}")),
         exprs,
@@ -496,6 +541,7 @@ pub(crate) fn isolate_out_rule(network: &str, bridge: &str) -> RuleSpec {
     let br = expr::ifname_bytes(bridge);
     RuleSpec {
         family: Family::Inet,
+        table: TABLE,
         chain: FORWARD,
         comment: ident::network_comment(network, &format!("isolate-out {bridge}")),
         exprs: vec![
@@ -514,6 +560,7 @@ pub(crate) fn isolate_out_rule(network: &str, bridge: &str) -> RuleSpec {
 pub(crate) fn isolate_in_rule(network: &str, bridge: &str) -> RuleSpec {
     RuleSpec {
         family: Family::Inet,
+        table: TABLE,
         chain: ISOLATION,
         comment: ident::network_comment(network, &format!("isolate-in {bridge}")),
         exprs: vec![
@@ -530,6 +577,7 @@ pub(crate) fn isolate_in_rule(network: &str, bridge: &str) -> RuleSpec {
 pub(crate) fn spoofcheck_rule() -> RuleSpec {
     RuleSpec {
         family: Family::Bridge,
+        table: TABLE,
         chain: PREROUTING,
         comment: ident::SPOOFCHECK_RULE_COMMENT.to_string(),
         exprs: vec![

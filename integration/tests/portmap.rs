@@ -1,0 +1,414 @@
+//! portmap: published ports through our bridge (and the reference's), real
+//! TCP from an outside namespace and from the host's 127.0.0.1, taken ports
+//! refused, UDP conntrack flushed, nothing left after DEL or GC.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use integration::bridge_host::{with_prev, Ctr, Host};
+use integration::state::{nft_rules, nft_tables, tcp_exchange_via};
+use integration::{Invocation, Netns, Outcome};
+use serde_json::{json, Value};
+
+const NAT_TABLE: &str = "cni_rs_nat";
+const HOST_ADDR: &str = "192.0.2.1";
+const CLIENT_ADDR: &str = "192.0.2.2";
+
+/// A fake host with one bridge network and a client namespace standing for
+/// the outside world, wired to the host by a veth.
+struct World {
+    h: Host,
+    client: Netns,
+    net: String,
+    bridge: String,
+}
+
+impl World {
+    fn new(tag: &str) -> Self {
+        let h = Host::new(tag);
+        let client = Netns::new(&format!("o{tag}"));
+        h.host.ip_ok(&[
+            "link",
+            "add",
+            "pmout0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "pmout1",
+            "netns",
+            client.name(),
+        ]);
+        h.host
+            .ip_ok(&["addr", "add", &format!("{HOST_ADDR}/24"), "dev", "pmout0"]);
+        h.host.link_up("pmout0");
+        client.ip_ok(&["addr", "add", &format!("{CLIENT_ADDR}/24"), "dev", "pmout1"]);
+        client.link_up("pmout1");
+        client.link_up("lo");
+        let net = h.net_name("pm");
+        World {
+            h,
+            client,
+            net,
+            bridge: "pmbr0".to_string(),
+        }
+    }
+
+    fn bridge_conf(&self) -> Value {
+        self.h.conf(
+            &self.net,
+            &self.bridge,
+            "10.99.0.0/24",
+            json!({"isGateway": true, "isDefaultGateway": true}),
+        )
+    }
+
+    /// The portmap config a runtime sends after the bridge's result.
+    fn pm_conf(&self, mappings: Value, prev: &Value) -> Value {
+        json!({
+            "cniVersion": "1.0.0",
+            "name": self.net,
+            "type": "portmap",
+            "capabilities": {"portMappings": true},
+            "runtimeConfig": {"portMappings": mappings},
+            "prevResult": prev,
+        })
+    }
+
+    fn pm(&self, cmd: &str, c: &Ctr, conf: &Value) -> Outcome {
+        Invocation::ours("portmap")
+            .cni(cmd, &self.h.host, &c.id, &c.ns.path_str(), "eth0", conf)
+            .run()
+    }
+
+    /// Bridge ADD then portmap ADD of `mappings`; returns the bridge result.
+    fn add(&self, c: &Ctr, mappings: Value) -> (Value, Outcome) {
+        let r = self.h.add(c, &self.bridge_conf());
+        let out = self.pm("ADD", c, &self.pm_conf(mappings, &r));
+        (r, out)
+    }
+
+    fn nat_rules(&self) -> Vec<String> {
+        nft_rules(&self.h.host)
+            .iter()
+            .filter(|r| r["table"] == NAT_TABLE)
+            .map(|r| format!("{} {}", r["chain"], r["comment"]))
+            .collect()
+    }
+
+    fn nat_table_present(&self) -> bool {
+        nft_tables(&self.h.host).iter().any(|(_, n)| n == NAT_TABLE)
+    }
+
+    /// Conntrack entries of the fake host to UDP port `port`.
+    fn udp_conntrack(&self, port: u16) -> Vec<String> {
+        let out = self.h.host.exec_ok(&["cat", "/proc/net/nf_conntrack"]);
+        let needle = format!("dport={port} ");
+        out.lines()
+            .filter(|l| l.contains(" udp ") && l.contains(&needle))
+            .map(String::from)
+            .collect()
+    }
+}
+
+fn ctr_ip(result: &Value) -> String {
+    let a = result["ips"][0]["address"].as_str().expect("an address");
+    a.split('/').next().unwrap_or(a).to_string()
+}
+
+fn sa(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().expect("ip"), port)
+}
+
+/// A TCP exchange with a server on the container's port 80 through `dst`.
+fn reach(c: &Ctr, from: &Netns, dst: SocketAddr) -> anyhow::Result<()> {
+    tcp_exchange_via(&c.ns, sa("0.0.0.0", 80), from, dst)
+}
+
+#[test]
+fn root_published_port_reaches_the_container_from_outside_and_localhost() {
+    let w = World::new("pmtcp");
+    let c = w.h.ctr("a");
+    let (r, out) = w.add(
+        &c,
+        json!([{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]),
+    );
+    let res = out.expect_ok_json();
+    assert_eq!(res["ips"], r["ips"], "portmap passes the result on");
+
+    reach(&c, &w.client, sa(HOST_ADDR, 8080)).expect("outside client via host:8080");
+    reach(&c, &w.h.host, sa("127.0.0.1", 8080)).expect("host via 127.0.0.1:8080");
+    reach(&c, &w.h.host, sa(HOST_ADDR, 8080)).expect("host via its own address");
+    assert_eq!(
+        w.h.host
+            .sysctl(&format!("net.ipv4.conf.{}.route_localnet", w.bridge)),
+        "1"
+    );
+
+    // Only local destinations: the rules jump on `fib daddr type local`.
+    let listing =
+        w.h.host
+            .exec_ok(&["nft", "list", "table", "inet", NAT_TABLE]);
+    assert!(listing.contains("fib daddr type local"), "{listing}");
+    assert!(listing.contains("dnat ip to"), "{listing}");
+
+    let conf = w.pm_conf(json!([{"hostPort": 8080, "containerPort": 80}]), &r);
+    w.pm("CHECK", &c, &conf).expect_ok_silent();
+    // A second ADD of the same attachment changes nothing.
+    let before = w.nat_rules();
+    w.pm("ADD", &c, &conf).expect_ok();
+    assert_eq!(w.nat_rules(), before);
+
+    // CHECK notices a rule gone.
+    let handle = nft_rules(&w.h.host)
+        .iter()
+        .find(|r| r["table"] == NAT_TABLE && r["chain"] == "hostports")
+        .and_then(|r| r["handle"].as_u64())
+        .expect("a hostports rule");
+    w.h.host.exec_ok(&[
+        "nft",
+        "delete",
+        "rule",
+        "inet",
+        NAT_TABLE,
+        "hostports",
+        "handle",
+        &handle.to_string(),
+    ]);
+    w.pm("CHECK", &c, &conf).expect_any_error();
+
+    w.pm("DEL", &c, &conf).expect_ok_silent();
+    assert!(!w.nat_table_present(), "left: {:?}", w.nat_rules());
+    // DEL is idempotent and needs no state.
+    w.pm("DEL", &c, &conf).expect_ok_silent();
+    w.h.del(&c, &w.bridge_conf(), &r);
+    assert!(reach(&c, &w.client, sa(HOST_ADDR, 8080)).is_err());
+}
+
+#[test]
+fn root_a_taken_host_port_is_refused_and_nothing_changes() {
+    let w = World::new("pmtaken");
+    let a = w.h.ctr("a");
+    let (ra, out) = w.add(&a, json!([{"hostPort": 8081, "containerPort": 80}]));
+    out.expect_ok();
+    let before = w.nat_rules();
+
+    let b = w.h.ctr("b");
+    for m in [
+        json!([{"hostPort": 8081, "containerPort": 80}]),
+        json!([{"hostPort": 8081, "containerPort": 81, "protocol": "TCP", "hostIP": HOST_ADDR}]),
+        json!([{"hostPort": 9000, "containerPort": 90}, {"hostPort": 8081, "containerPort": 80}]),
+    ] {
+        let rb = w.h.add(&b, &w.bridge_conf());
+        let err = w
+            .pm("ADD", &b, &w.pm_conf(m.clone(), &rb))
+            .expect_error(100);
+        let msg = err["msg"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains("8081/tcp") && msg.contains("already published") && msg.contains(&a.id),
+            "{m}: {msg}"
+        );
+        assert_eq!(w.nat_rules(), before, "{m}: rules changed");
+        w.h.del(&b, &w.bridge_conf(), &rb);
+    }
+    // Another protocol or another port of the same number is free.
+    let rb = w.h.add(&b, &w.bridge_conf());
+    w.pm(
+        "ADD",
+        &b,
+        &w.pm_conf(
+            json!([{"hostPort": 8081, "containerPort": 80, "protocol": "udp"}]),
+            &rb,
+        ),
+    )
+    .expect_ok();
+    reach(&a, &w.client, sa(HOST_ADDR, 8081)).expect("the first owner keeps its port");
+
+    // GC keeping only `a` removes `b`'s rules, not `a`'s.
+    let gc = json!({"cniVersion": "1.1.0", "name": w.net, "type": "portmap",
+        "cni.dev/valid-attachments": [{"containerID": a.id, "ifname": "eth0"}]});
+    Invocation::ours("portmap")
+        .command("GC")
+        .cni_path(&integration::paths::default_cni_path())
+        .stdin_json(&gc)
+        .in_host(&w.h.host)
+        .run()
+        .expect_ok_silent();
+    assert_eq!(w.nat_rules(), before, "GC kept exactly a's rules");
+    w.pm("DEL", &a, &w.pm_conf(json!([]), &ra))
+        .expect_ok_silent();
+    assert!(!w.nat_table_present());
+    w.h.del(&a, &w.bridge_conf(), &ra);
+    w.h.del(&b, &w.bridge_conf(), &rb);
+}
+
+/// A process (not the plugin's parent: that one is exempt, as podman's
+/// port reservation is) listening on `port` in the fake host until its
+/// stdin closes.
+fn host_listener(host: &Netns, port: u16) -> Child {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", host.name(), "python3", "-c"])
+        .arg(format!(
+            "import socket,sys\ns=socket.socket()\ns.bind(('0.0.0.0',{port}))\ns.listen()\nsys.stdin.read()"
+        ))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("busybox nc");
+    let hex = format!(":{port:04X} ");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let tcp = host.exec_ok(&["cat", "/proc/net/tcp"]);
+        if tcp.lines().any(|l| l.contains(&hex) && l.contains(" 0A ")) {
+            return child;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    drop(child.stdin.take());
+    let _ = child.wait();
+    panic!("listener on {port} never appeared");
+}
+
+#[test]
+fn root_a_port_the_host_listens_on_is_refused() {
+    let w = World::new("pmlisten");
+    let mut l = host_listener(&w.h.host, 8082);
+    let c = w.h.ctr("a");
+    let (r, out) = w.add(&c, json!([{"hostPort": 8082, "containerPort": 80}]));
+    let err = out.expect_error(100);
+    // EOF on its stdin ends the listener.
+    drop(l.stdin.take());
+    let _ = l.wait();
+    assert!(
+        err["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("socket of the host"),
+        "{err}"
+    );
+    assert!(!w.nat_table_present());
+    w.h.del(&c, &w.bridge_conf(), &r);
+}
+
+#[test]
+fn root_udp_conntrack_entries_are_flushed_on_del() {
+    let w = World::new("pmudp");
+    let c = w.h.ctr("a");
+    let (r, out) = w.add(
+        &c,
+        json!([{"hostPort": 5353, "containerPort": 53, "protocol": "udp"}]),
+    );
+    out.expect_ok();
+    w.client.run(|| {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp socket");
+        s.send_to(b"ping", (HOST_ADDR, 5353)).expect("send");
+    });
+    let entries = w.udp_conntrack(5353);
+    assert!(
+        entries.iter().any(|e| e.contains(&ctr_ip(&r))),
+        "the datagram was translated to the container: {entries:?}"
+    );
+    w.pm("DEL", &c, &w.pm_conf(json!([]), &r))
+        .expect_ok_silent();
+    assert!(
+        w.udp_conntrack(5353).is_empty(),
+        "{:?}",
+        w.udp_conntrack(5353)
+    );
+    assert!(!w.nat_table_present());
+    w.h.del(&c, &w.bridge_conf(), &r);
+}
+
+#[test]
+fn root_hostile_mappings_are_refused_with_code_7_and_change_nothing() {
+    let w = World::new("pmbad");
+    let c = w.h.ctr("a");
+    let r = w.h.add(&c, &w.bridge_conf());
+    for m in [
+        json!([{"hostPort": 0, "containerPort": 80}]),
+        json!([{"hostPort": 65536, "containerPort": 80}]),
+        json!([{"hostPort": -1, "containerPort": 80}]),
+        json!([{"hostPort": 80, "containerPort": 0}]),
+        json!([{"hostPort": 80, "containerPort": 80}, {"hostPort": 80, "containerPort": 81}]),
+        json!([{"hostPort": 80, "containerPort": 80, "protocol": "icmp"}]),
+        json!([{"hostPort": 80, "containerPort": 80, "hostIP": "../"}]),
+        json!([{"hostPort": 80, "containerPort": 80, "hostIP": "::ffff:zz"}]),
+        json!([{"hostPort": 80, "containerPort": 80, "hostIP": "localhost"}]),
+        json!([{"hostPort": 80, "containerPort": 80, "hostIP": "255.255.255.255"}]),
+        json!("8080:80"),
+    ] {
+        w.pm("ADD", &c, &w.pm_conf(m.clone(), &r)).expect_error(7);
+        assert!(!w.nat_table_present(), "{m}: table made");
+    }
+    // Without prevResult: not chained.
+    let mut conf = w.pm_conf(json!([{"hostPort": 80, "containerPort": 80}]), &r);
+    conf.as_object_mut().map(|o| o.remove("prevResult"));
+    w.pm("ADD", &c, &conf).expect_error(7);
+    // iptables fragments are another tool's language.
+    let mut conf = w.pm_conf(json!([{"hostPort": 80, "containerPort": 80}]), &r);
+    conf["conditionsV4"] = json!(["-s", "1.2.3.4"]);
+    w.pm("ADD", &c, &conf).expect_error(2);
+    assert!(!w.nat_table_present());
+    w.h.del(&c, &w.bridge_conf(), &r);
+}
+
+#[test]
+fn root_ours_after_the_reference_bridge() {
+    let w = World::new("pmrefbr");
+    let c = w.h.ctr("a");
+    let conf = w.bridge_conf();
+    let r = Invocation::reference("bridge")
+        .cni("ADD", &w.h.host, &c.id, &c.ns.path_str(), "eth0", &conf)
+        .run()
+        .expect_ok_json();
+    let pm = w.pm_conf(json!([{"hostPort": 8083, "containerPort": 80}]), &r);
+    w.pm("ADD", &c, &pm).expect_ok();
+    reach(&c, &w.client, sa(HOST_ADDR, 8083)).expect("outside client");
+    reach(&c, &w.h.host, sa("127.0.0.1", 8083)).expect("host localhost");
+    w.pm("DEL", &c, &pm).expect_ok_silent();
+    assert!(!w.nat_table_present());
+    Invocation::reference("bridge")
+        .cni(
+            "DEL",
+            &w.h.host,
+            &c.id,
+            &c.ns.path_str(),
+            "eth0",
+            &with_prev(&conf, &r),
+        )
+        .run()
+        .expect_ok();
+}
+
+#[test]
+fn root_the_reference_portmap_after_our_bridge() {
+    integration::clients::need("/usr/sbin/iptables", "iptables");
+    let w = World::new("pmrefpm");
+    let c = w.h.ctr("a");
+    let (r, _) = (w.h.add(&c, &w.bridge_conf()), ());
+    // The reference needs the protocol spelled out.
+    let mut pm = w.pm_conf(
+        json!([{"hostPort": 8084, "containerPort": 80, "protocol": "tcp"}]),
+        &r,
+    );
+    pm["cniVersion"] = json!("1.0.0");
+    let call = |cmd: &str, conf: &Value| {
+        Invocation::reference("portmap")
+            .cni(cmd, &w.h.host, &c.id, &c.ns.path_str(), "eth0", conf)
+            .run()
+    };
+    call("ADD", &pm).expect_ok();
+    reach(&c, &w.client, sa(HOST_ADDR, 8084)).expect("outside client");
+    call("DEL", &pm).expect_ok();
+    let left = w.h.host.exec_ok(&["iptables-save", "-t", "nat"]);
+    assert!(
+        !left
+            .lines()
+            .any(|l| l.starts_with("-A") && l.contains(&c.id)),
+        "the reference left rules of the container: {left}"
+    );
+    w.h.del(&c, &w.bridge_conf(), &r);
+}

@@ -1,0 +1,127 @@
+//! Flushing conntrack entries over ctnetlink (NETLINK_NETFILTER, subsystem
+//! CTNETLINK), on the same transport as nf_tables. A UDP "connection" made
+//! before a port was published (or to a container since removed) lives on
+//! in conntrack and keeps its old translation while packets keep coming;
+//! deleting it makes the next packet meet the current rules.
+
+use nix::errno::Errno;
+
+use super::nl::{self, put_msg, Attrs, NFGENMSG_LEN};
+use crate::transport::{
+    NlError, Protocol, Transport, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use cni_spec::error::Result;
+
+const NFNL_SUBSYS_CTNETLINK: u16 = 1;
+const IPCTNL_MSG_CT_GET: u16 = 1;
+const IPCTNL_MSG_CT_DELETE: u16 = 2;
+
+// enum ctattr_type, ctattr_tuple, ctattr_l4proto
+const CTA_TUPLE_ORIG: u16 = 1;
+const CTA_ZONE: u16 = 18;
+const CTA_TUPLE_PROTO: u16 = 2;
+const CTA_PROTO_NUM: u16 = 1;
+const CTA_PROTO_DST_PORT: u16 = 3;
+
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+
+/// IPPROTO_UDP.
+pub const UDP: u8 = 17;
+
+/// Delete every conntrack entry of family `v6` whose original direction
+/// goes to `proto` port `port` (any address). Returns how many went; an
+/// entry that vanished meanwhile counts as gone.
+pub fn flush_dport(v6: bool, proto: u8, port: u16) -> Result<usize> {
+    let family = if v6 { AF_INET6 } else { AF_INET };
+    let what = format!("conntrack: delete entries to port {port}");
+    let mut t = Transport::open(Protocol::Netfilter)
+        .map_err(|e| NlError::Os(e).into_error("conntrack: open NETLINK_NETFILTER socket"))?;
+    let msg_type = |cmd: u16| (NFNL_SUBSYS_CTNETLINK << 8) | cmd;
+    let entries = t
+        .request(true, |seq| {
+            let mut out = Vec::with_capacity(32);
+            put_msg(
+                &mut out,
+                msg_type(IPCTNL_MSG_CT_GET),
+                NLM_F_REQUEST | NLM_F_DUMP,
+                seq,
+                family,
+                0,
+                &[],
+            );
+            out
+        })
+        .map_err(|e| e.into_error(format_args!("conntrack: list entries")))?;
+    let mut deleted = 0;
+    for m in &entries {
+        let attrs = m.get(NLMSG_HDRLEN + NFGENMSG_LEN..).unwrap_or(&[]);
+        let Some(del) = deletion_for(attrs, proto, port) else {
+            continue;
+        };
+        let res = t.request(false, |seq| {
+            let mut out = Vec::with_capacity(64 + del.len());
+            put_msg(
+                &mut out,
+                msg_type(IPCTNL_MSG_CT_DELETE),
+                NLM_F_REQUEST | NLM_F_ACK,
+                seq,
+                family,
+                0,
+                &del,
+            );
+            out
+        });
+        match res {
+            Ok(_) => deleted += 1,
+            Err(NlError::Kernel { errno, .. }) if errno == Errno::ENOENT as i32 => {}
+            Err(e) => return Err(e.into_error(&what)),
+        }
+    }
+    Ok(deleted)
+}
+
+/// The attributes of a delete request for a dumped entry, if its original
+/// tuple is `proto` to `port`.
+fn deletion_for(attrs: &[u8], proto: u8, port: u16) -> Option<Vec<u8>> {
+    let orig = nl::find(attrs, CTA_TUPLE_ORIG)?;
+    let l4 = nl::find(orig, CTA_TUPLE_PROTO)?;
+    let num = *nl::find(l4, CTA_PROTO_NUM)?.first()?;
+    let dport = nl::find(l4, CTA_PROTO_DST_PORT)?;
+    if num != proto || dport.get(..2)? != port.to_be_bytes() {
+        return None;
+    }
+    let mut a = Attrs::new();
+    a.nested(CTA_TUPLE_ORIG, |t| {
+        t.raw(orig);
+    });
+    if let Some(zone) = nl::find(attrs, CTA_ZONE) {
+        a.bytes(CTA_ZONE, zone);
+    }
+    Some(a.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(proto: u8, dport: u16) -> Vec<u8> {
+        let mut a = Attrs::new();
+        a.nested(CTA_TUPLE_ORIG, |t| {
+            t.nested(CTA_TUPLE_PROTO, |p| {
+                p.bytes(CTA_PROTO_NUM, &[proto]);
+                p.bytes(CTA_PROTO_DST_PORT, &dport.to_be_bytes());
+            });
+        });
+        a.into_bytes()
+    }
+
+    #[test]
+    fn picks_only_the_protocol_and_port() {
+        assert!(deletion_for(&entry(UDP, 5300), UDP, 5300).is_some());
+        assert!(deletion_for(&entry(6, 5300), UDP, 5300).is_none());
+        assert!(deletion_for(&entry(UDP, 5301), UDP, 5300).is_none());
+        assert!(deletion_for(&[1, 2, 3], UDP, 5300).is_none());
+        assert!(deletion_for(&[], UDP, 5300).is_none());
+    }
+}
