@@ -130,13 +130,22 @@ fn publication<'a>(req: &'a Request, conf: &'a Conf, ips: &'a [IpAddr]) -> Publi
 /// A host socket bound on a port we would publish would lose its traffic
 /// without knowing: refuse, as for another container's port.
 fn refuse_host_sockets(claims: &[Claim]) -> Result<()> {
+    let proto_of = |c: &Claim| match c.proto {
+        Proto::Tcp => Some("tcp"),
+        Proto::Udp => Some("udp"),
+        Proto::Sctp => None, // not in /proc/net/{tcp,udp}
+    };
+    let all_free = claims
+        .iter()
+        .all(|c| proto_of(c).is_none_or(|p| listeners::certainly_free(p, c.v6, c.host_ip, c.port)));
+    if all_free {
+        return Ok(());
+    }
     let bound = listeners::bound_sockets();
     let mut taken = Vec::new();
     for c in claims {
-        let proto = match c.proto {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-            Proto::Sctp => continue, // not in /proc/net/{tcp,udp}
+        let Some(proto) = proto_of(c) else {
+            continue;
         };
         if let Some(l) = bound
             .iter()
