@@ -62,7 +62,10 @@ pub async fn serve_client(stream: UnixStream, service: Arc<Mutex<Service>>) {
             Reply::error("request too long")
         } else {
             match serde_json::from_str::<Request>(&line) {
-                Ok(req) => service.lock().unwrap_or_else(|p| p.into_inner()).handle(req),
+                Ok(req) => service
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .handle(req),
                 Err(e) => Reply::error(format!("bad request: {e}")),
             }
         };

@@ -124,7 +124,12 @@ fn bind_in(path: &str) -> std::io::Result<(NsId, std::net::UdpSocket, std::net::
     Ok((id, udp, tcp))
 }
 
-async fn serve_udp(sock: Arc<UdpSocket>, ns: NsId, shared: Arc<Shared>, mut closed: watch::Receiver<()>) {
+async fn serve_udp(
+    sock: Arc<UdpSocket>,
+    ns: NsId,
+    shared: Arc<Shared>,
+    mut closed: watch::Receiver<()>,
+) {
     let mut buf = vec![0u8; 65535];
     loop {
         let (n, peer) = tokio::select! {
@@ -162,7 +167,12 @@ async fn serve_udp(sock: Arc<UdpSocket>, ns: NsId, shared: Arc<Shared>, mut clos
     }
 }
 
-async fn serve_tcp(listener: TcpListener, ns: NsId, shared: Arc<Shared>, mut closed: watch::Receiver<()>) {
+async fn serve_tcp(
+    listener: TcpListener,
+    ns: NsId,
+    shared: Arc<Shared>,
+    mut closed: watch::Receiver<()>,
+) {
     let slots = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
     loop {
         let stream = tokio::select! {
@@ -194,7 +204,10 @@ async fn serve_connection(mut s: TcpStream, ns: NsId, shared: &Shared) {
             _ => return,
         };
         let mut query = vec![0u8; len];
-        if tokio::time::timeout(TCP_IDLE, s.read_exact(&mut query)).await.is_err() {
+        if tokio::time::timeout(TCP_IDLE, s.read_exact(&mut query))
+            .await
+            .is_err()
+        {
             return;
         }
         let reply = match shared.answer(&query, ns, Transport::Tcp) {

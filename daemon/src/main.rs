@@ -106,11 +106,17 @@ fn main() {
             std::process::exit(0);
         }
         Err(e) => {
-            log::error(&format!("locking {}: {e}", opts.state.daemon_lock().display()));
+            log::error(&format!(
+                "locking {}: {e}",
+                opts.state.daemon_lock().display()
+            ));
             std::process::exit(1);
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             log::error(&format!("starting the runtime: {e}"));
@@ -182,6 +188,9 @@ async fn run(opts: Options) -> i32 {
     }
     // Unlink first, so no client connects to a daemon that is leaving.
     socket.remove();
-    service.lock().unwrap_or_else(|p| p.into_inner()).close_all();
+    service
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .close_all();
     0
 }

@@ -83,7 +83,10 @@ impl Service {
     fn check(&mut self, key: &RecordKey) -> Reply {
         if self.registry.get(key).is_none() {
             // Written but never announced (a plugin killed in between).
-            if let Reply { ok: false, error, .. } = self.add(key) {
+            if let Reply {
+                ok: false, error, ..
+            } = self.add(key)
+            {
                 return Reply::error(error.unwrap_or_default());
             }
         }

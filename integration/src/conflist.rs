@@ -177,6 +177,8 @@ pub struct Attachment<'a> {
     pub container_id: String,
     pub ifname: String,
     pub cni_path: String,
+    /// More environment for every plugin call (CNI_ARGS, test overrides).
+    pub env: Vec<(String, String)>,
 }
 
 impl<'a> Attachment<'a> {
@@ -187,7 +189,14 @@ impl<'a> Attachment<'a> {
             container_id: container_id.to_string(),
             ifname: ifname.to_string(),
             cni_path: paths::default_cni_path(),
+            env: Vec::new(),
         }
+    }
+
+    /// Set an environment variable for every call of the chain.
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
     }
 
     /// The binary CNI_PATH resolves for plugin `ty` (ours first).
@@ -213,7 +222,11 @@ impl<'a> Attachment<'a> {
             )
         })?;
         let conf = list.plugin_conf(i, prev);
-        Ok(Invocation::new(bin)
+        let mut inv = Invocation::new(bin);
+        for (k, v) in &self.env {
+            inv = inv.env(k, v);
+        }
+        Ok(inv
             .command(command)
             .container_id(&self.container_id)
             .netns(&self.container.path_str())

@@ -172,7 +172,12 @@ fn error_reply(id: u16, code: ResponseCode) -> Action {
     }
 }
 
-fn reply(query: &Message, code: ResponseCode, answers: Vec<Record>, transport: Transport) -> Action {
+fn reply(
+    query: &Message,
+    code: ResponseCode,
+    answers: Vec<Record>,
+    transport: Transport,
+) -> Action {
     let mut resp = Message::response(query.metadata.id, query.metadata.op_code);
     resp.metadata.response_code = code;
     resp.metadata.recursion_desired = query.metadata.recursion_desired;

@@ -18,7 +18,7 @@ pub struct NetworkZone {
     pub domains: Vec<String>,
     /// Lower-case name (bare and with domain) -> addresses.
     names: HashMap<String, Vec<IpAddr>>,
-    /// Address -> fully qualified names.
+    /// Address -> fully qualified container names.
     ptr: HashMap<IpAddr, Vec<String>>,
 }
 
@@ -44,6 +44,10 @@ impl NetworkZone {
                         }
                     }
                 }
+            }
+            // PTR names the container, not its aliases (as Docker does).
+            if let Some(n) = r.names.first() {
+                let fqdn = format!("{n}.{}", r.domain);
                 for a in &r.addresses {
                     let v = z.ptr.entry(*a).or_default();
                     if !v.contains(&fqdn) {
@@ -67,9 +71,9 @@ impl NetworkZone {
 
     /// Whether `name` is one of our domains or below one.
     pub fn owns(&self, name: &str) -> bool {
-        self.domains
-            .iter()
-            .any(|d| name == d || (name.ends_with(d.as_str()) && name[..name.len() - d.len()].ends_with('.')))
+        self.domains.iter().any(|d| {
+            name == d || (name.ends_with(d.as_str()) && name[..name.len() - d.len()].ends_with('.'))
+        })
     }
 
     pub fn is_apex(&self, name: &str) -> bool {

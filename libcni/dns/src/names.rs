@@ -35,7 +35,10 @@ mod tests {
     #[test]
     fn names_are_lowered_and_checked() {
         assert_eq!(normalize("Web.").unwrap(), "web");
-        assert_eq!(normalize("my_ctr-1.dns.podman").unwrap(), "my_ctr-1.dns.podman");
+        assert_eq!(
+            normalize("my_ctr-1.dns.podman").unwrap(),
+            "my_ctr-1.dns.podman"
+        );
         for bad in ["", ".", "a..b", "a b", "../x", "a/b", &"x".repeat(64)] {
             assert!(normalize(bad).is_err(), "{bad:?} accepted");
         }

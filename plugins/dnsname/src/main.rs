@@ -37,10 +37,9 @@ struct DnsName;
 impl Plugin for DnsName {
     fn add(&self, req: &Request) -> Result<CniResult> {
         let conf = Conf::load(req)?;
-        let mut result = req
-            .config
-            .prev_result()?
-            .ok_or_else(|| Error::invalid_config("dnsname is a chained plugin: prevResult is required"))?;
+        let mut result = req.config.prev_result()?.ok_or_else(|| {
+            Error::invalid_config("dnsname is a chained plugin: prevResult is required")
+        })?;
         let record = conf.record(req, &result)?;
         let store = store(&conf.state);
         store
@@ -79,7 +78,12 @@ impl Plugin for DnsName {
         let record = store(&conf.state)
             .read(&key)
             .map_err(|e| Error::from_io("reading the DNS record", e))?
-            .ok_or_else(|| Error::io(format!("no DNS record for {}/{}", key.container_id, key.ifname)))?;
+            .ok_or_else(|| {
+                Error::io(format!(
+                    "no DNS record for {}/{}",
+                    key.container_id, key.ifname
+                ))
+            })?;
         let reply = ask(&conf.state, req, &Ctl::Check { key })?;
         if !reply.serving {
             return Err(Error::io(format!(

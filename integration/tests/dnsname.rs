@@ -1,0 +1,392 @@
+//! Service discovery end to end: a main plugin (bridge, macvlan or
+//! vxlan-overlay) + host-local + loopback + dnsname as one chain, the way a
+//! runtime runs it, inside a fake host; names are then asked with `dig`
+//! from inside the container namespaces, at 127.0.0.11 as Docker's
+//! containers do. Every test has its own daemon state folder (config key
+//! `stateDir` and CNI_RS_DNS_DIR), so tests run in parallel and never
+//! touch this machine's /run/cni-rs/dns; upstream resolvers are dnsmasq
+//! processes inside the fake host, never the machine's own.
+//!
+//! All tests need root (namespaces).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use integration::conflist::{Attachment, ConfList};
+use integration::netns::unique_ifname;
+use integration::{require_root, unique_id, FakeHost, Invocation, Netns, TempDir};
+use serde_json::{json, Value};
+
+const DOMAIN: &str = "dns.podman";
+
+/// One fake host with its own daemon state folder, IPAM store and
+/// resolv.conf.
+struct Site {
+    host: FakeHost,
+    state: TempDir,
+    ipam: TempDir,
+    resolv: PathBuf,
+    idle_ms: u64,
+}
+
+impl Site {
+    fn new(tag: &str) -> Self {
+        require_root();
+        let state = TempDir::new(&format!("dns-{tag}"));
+        let resolv = state.join("resolv.conf");
+        // No upstream unless a test starts one.
+        std::fs::write(&resolv, "nameserver 127.0.0.1\n").unwrap();
+        Site {
+            host: FakeHost::new(tag),
+            state,
+            ipam: TempDir::new(&format!("ipam-{tag}")),
+            resolv,
+            idle_ms: 300,
+        }
+    }
+
+    /// The daemon's folder (inside the test's temporary folder).
+    fn dir(&self) -> PathBuf {
+        self.state.join("d")
+    }
+
+    fn dnsname(&self, extra: Value) -> Value {
+        let mut p = json!({"type": "dnsname", "domainName": DOMAIN,
+                           "stateDir": self.dir().display().to_string(),
+                           "capabilities": {"aliases": true}});
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            p[k] = v.clone();
+        }
+        p
+    }
+
+    /// `main` (with its ipam), loopback, dnsname (+ `dns` keys).
+    fn chain(&self, name: &str, main: Value, dns: Value) -> ConfList {
+        let raw = json!({"cniVersion": "1.1.0", "name": name,
+                         "plugins": [main, {"type": "loopback"}, self.dnsname(dns)]});
+        let mut l = ConfList::from_value(Path::new("test.conflist"), raw).unwrap();
+        l.set_ipam_data_dir(self.ipam.path());
+        l
+    }
+
+    fn attachment<'a>(&'a self, ctr: &'a Netns, id: &str, name: &str) -> Attachment<'a> {
+        Attachment::new(&self.host, ctr, id, "eth0")
+            .with_env("CNI_ARGS", &format!("IgnoreUnknown=1;K8S_POD_NAME={name}"))
+            .with_env("CNI_RS_DNS_IDLE_MS", &self.idle_ms.to_string())
+            .with_env("CNI_RS_DNS_RESOLV_CONF", &self.resolv.display().to_string())
+    }
+
+    fn records(&self) -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        for net in std::fs::read_dir(self.dir().join("records"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for f in std::fs::read_dir(net.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                v.push(f.path());
+            }
+        }
+        v
+    }
+
+    /// The pid of the daemon serving this site's folder, if one runs.
+    fn daemon_pid(&self) -> Option<u32> {
+        let want = format!("CNI_RS_DNS_DIR={}", self.dir().display());
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+            if !exe.to_string_lossy().contains("cni-rs-daemon") {
+                return None;
+            }
+            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            env.split(|b| *b == 0)
+                .any(|kv| kv == want.as_bytes())
+                .then_some(pid)
+        })
+    }
+
+    /// Wait until no daemon serves this folder.
+    fn wait_daemon_gone(&self, within: Duration) -> bool {
+        let t = Instant::now();
+        while t.elapsed() < within {
+            if self.daemon_pid().is_none() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+/// One container of a test: its namespace, id, name, result.
+struct Ctr {
+    ns: Netns,
+    id: String,
+    name: String,
+    list: ConfList,
+    result: Value,
+}
+
+impl Ctr {
+    fn ip(&self) -> String {
+        let a = self.result["ips"][0]["address"].as_str().unwrap();
+        a.split('/').next().unwrap().to_string()
+    }
+}
+
+fn add(site: &Site, list: ConfList, name: &str) -> Ctr {
+    let ns = Netns::new(name);
+    let id = unique_id(name);
+    let result = site
+        .attachment(&ns, &id, name)
+        .add(&list)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    Ctr {
+        ns,
+        id,
+        name: name.to_string(),
+        list,
+        result,
+    }
+}
+
+fn del(site: &Site, c: &Ctr) {
+    site.attachment(&c.ns, &c.id, &c.name)
+        .del(&c.list, Some(&c.result))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+}
+
+fn check(site: &Site, c: &Ctr) -> anyhow::Result<()> {
+    site.attachment(&c.ns, &c.id, &c.name)
+        .check(&c.list, &c.result)
+}
+
+/// `dig @127.0.0.11 +short` from inside `from`: the answer lines, sorted.
+fn dig(from: &Netns, args: &[&str]) -> Vec<String> {
+    let mut full = vec!["dig", "@127.0.0.11", "+short", "+time=2", "+tries=2"];
+    full.extend_from_slice(args);
+    let out = from.exec(&full);
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty() && !l.starts_with(';'))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The status dig reports (NOERROR, NXDOMAIN, REFUSED...).
+fn dig_status(from: &Netns, args: &[&str]) -> String {
+    let mut full = vec!["dig", "@127.0.0.11", "+time=2", "+tries=2"];
+    full.extend_from_slice(args);
+    let out = from.exec(&full);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("status: ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or("no answer")
+        .to_string()
+}
+
+fn bridge(subnet: &str) -> Value {
+    json!({"type": "bridge", "bridge": unique_ifname("dbr"), "isGateway": true,
+           "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]]}})
+}
+
+fn aliases(net: &str, a: &[&str]) -> Value {
+    json!({"runtimeConfig": {"aliases": {net: a}}})
+}
+
+/// Whether a UDP or TCP socket listens at 127.0.0.11:53 in `ns`.
+fn resolver_listens(ns: &Netns) -> bool {
+    let out = ns.exec_ok(&["ss", "-H", "-lnut"]);
+    out.contains("127.0.0.11:53")
+}
+
+#[test]
+fn root_names_aliases_and_ptr_resolve_on_a_bridge_only_within_the_network() {
+    let site = Site::new("br");
+    let (n1, n2) = (unique_id("n1"), unique_id("n2"));
+    let b1 = bridge("10.91.0.0/24");
+    let web = add(
+        &site,
+        site.chain(&n1, b1.clone(), aliases(&n1, &["www", "svc"])),
+        "web",
+    );
+    let api = add(&site, site.chain(&n1, b1, aliases(&n1, &["svc"])), "api");
+    let db = add(
+        &site,
+        site.chain(&n2, bridge("10.92.0.0/24"), json!({})),
+        "db",
+    );
+
+    // The result points the container at the resolver, with the search domain.
+    assert_eq!(web.result["dns"]["nameservers"], json!(["127.0.0.11"]));
+    assert_eq!(web.result["dns"]["search"], json!([DOMAIN]));
+
+    for name in ["web", "web.dns.podman", "www", "WWW.dns.podman."] {
+        assert_eq!(dig(&api.ns, &[name]), vec![web.ip()], "{name} from api");
+    }
+    assert_eq!(dig(&web.ns, &["api.dns.podman"]), vec![api.ip()]);
+    // A shared alias answers with both containers.
+    let mut both = vec![web.ip(), api.ip()];
+    both.sort();
+    assert_eq!(dig(&web.ns, &["svc"]), both);
+    // PTR for a container address.
+    assert_eq!(
+        dig(&api.ns, &["-x", &web.ip()]),
+        vec!["web.dns.podman.".to_string()]
+    );
+    // Unknown names of our domain: NXDOMAIN.
+    assert_eq!(dig_status(&web.ns, &["nobody.dns.podman"]), "NXDOMAIN");
+    // Another network's names are not visible, in either direction.
+    assert_eq!(dig_status(&web.ns, &["db.dns.podman"]), "NXDOMAIN");
+    assert_eq!(dig_status(&db.ns, &["web.dns.podman"]), "NXDOMAIN");
+    assert_eq!(dig(&db.ns, &["db"]), vec![db.ip()]);
+
+    for c in [&web, &api, &db] {
+        check(&site, c).unwrap_or_else(|e| panic!("CHECK {}: {e:#}", c.name));
+    }
+    for c in [&db, &api, &web] {
+        del(&site, c);
+    }
+}
+
+#[test]
+fn root_del_removes_names_and_after_the_last_del_nothing_is_left() {
+    let mut site = Site::new("del");
+    site.idle_ms = 1500;
+    let n1 = unique_id("n1");
+    let b1 = bridge("10.93.0.0/24");
+    let web = add(&site, site.chain(&n1, b1.clone(), json!({})), "web");
+    let api = add(&site, site.chain(&n1, b1, json!({})), "api");
+    assert_eq!(dig(&web.ns, &["api"]), vec![api.ip()]);
+    assert!(resolver_listens(&api.ns));
+    let pid = site.daemon_pid().expect("a daemon runs");
+
+    del(&site, &api);
+    assert_eq!(dig_status(&web.ns, &["api.dns.podman"]), "NXDOMAIN");
+    // The daemon, still running, holds nothing in api's namespace any more.
+    assert!(
+        !resolver_listens(&api.ns),
+        "the resolver still listens in a deleted container"
+    );
+    assert_eq!(site.daemon_pid(), Some(pid));
+    assert!(check(&site, &api).is_err(), "CHECK passed without a record");
+
+    del(&site, &web);
+    assert!(!resolver_listens(&web.ns));
+    assert!(
+        site.wait_daemon_gone(Duration::from_secs(10)),
+        "the daemon did not exit"
+    );
+    assert!(
+        !site.dir().join("daemon.sock").exists(),
+        "the socket file is left"
+    );
+    assert!(
+        site.records().is_empty(),
+        "records left: {:?}",
+        site.records()
+    );
+    // A second DEL (runtimes retry) succeeds without a daemon.
+    del(&site, &web);
+    assert!(site.daemon_pid().is_none(), "DEL started a daemon");
+}
+
+#[test]
+fn root_kill_9_of_the_daemon_is_healed_by_the_next_add_with_every_name() {
+    let site = Site::new("k9");
+    let n1 = unique_id("n1");
+    let b1 = bridge("10.94.0.0/24");
+    let web = add(
+        &site,
+        site.chain(&n1, b1.clone(), aliases(&n1, &["www"])),
+        "web",
+    );
+    let api = add(&site, site.chain(&n1, b1.clone(), json!({})), "api");
+    let pid = site.daemon_pid().expect("a daemon runs");
+    let st = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(site.wait_daemon_gone(Duration::from_secs(5)));
+    assert!(
+        dig(&web.ns, &["api"]).is_empty(),
+        "answers without a daemon"
+    );
+
+    let db = add(&site, site.chain(&n1, b1, json!({})), "db");
+    assert_ne!(site.daemon_pid(), Some(pid));
+    for (from, name, ip) in [
+        (&db, "web", web.ip()),
+        (&db, "www", web.ip()),
+        (&web, "api", api.ip()),
+        (&api, "db", db.ip()),
+    ] {
+        assert_eq!(
+            dig(&from.ns, &[name]),
+            vec![ip],
+            "{name} from {}",
+            from.name
+        );
+    }
+
+    // CHECK heals too: kill again, then CHECK starts it and passes.
+    let pid = site.daemon_pid().unwrap();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(site.wait_daemon_gone(Duration::from_secs(5)));
+    check(&site, &web).unwrap();
+    assert_eq!(dig(&api.ns, &["web"]), vec![web.ip()]);
+    for c in [&db, &api, &web] {
+        del(&site, c);
+    }
+    assert!(site.wait_daemon_gone(Duration::from_secs(10)));
+}
+
+#[test]
+fn root_status_is_50_when_the_state_folder_is_unusable_and_prev_result_is_required() {
+    let site = Site::new("st");
+    let conf =
+        |dir: &str| json!({"cniVersion": "1.1.0", "name": "n", "type": "dnsname", "stateDir": dir});
+    let dnsname = integration::our_binary("dnsname");
+    let out = Invocation::new(&dnsname)
+        .command("STATUS")
+        .stdin_json(&conf("/proc/1/no-such-folder"))
+        .in_host(&site.host)
+        .run();
+    out.expect_error(50);
+    // A working folder: STATUS starts the daemon and succeeds.
+    let dir = site.dir().display().to_string();
+    Invocation::new(&dnsname)
+        .command("STATUS")
+        .env("CNI_RS_DNS_IDLE_MS", "200")
+        .stdin_json(&conf(&dir))
+        .in_host(&site.host)
+        .run()
+        .expect_ok_silent();
+    let ctr = Netns::new("c");
+    Invocation::new(&dnsname)
+        .cni(
+            "ADD",
+            &site.host,
+            "c1",
+            &ctr.path_str(),
+            "eth0",
+            &conf(&dir),
+        )
+        .run()
+        .expect_error(7);
+    assert!(site.wait_daemon_gone(Duration::from_secs(10)));
+}
