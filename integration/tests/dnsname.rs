@@ -390,3 +390,210 @@ fn root_status_is_50_when_the_state_folder_is_unusable_and_prev_result_is_requir
         .expect_error(7);
     assert!(site.wait_daemon_gone(Duration::from_secs(10)));
 }
+
+/// Two containers on one network, made by `main`: each resolves the other.
+fn assert_pair_resolves(site: &Site, net: &str, main: Value) {
+    let a = add(
+        site,
+        site.chain(net, main.clone(), aliases(net, &["alpha"])),
+        "ca",
+    );
+    let b = add(site, site.chain(net, main, json!({})), "cb");
+    assert_eq!(dig(&a.ns, &["cb.dns.podman"]), vec![b.ip()]);
+    assert_eq!(dig(&b.ns, &["ca"]), vec![a.ip()]);
+    assert_eq!(dig(&b.ns, &["alpha"]), vec![a.ip()]);
+    assert_eq!(
+        dig(&b.ns, &["-x", &a.ip()]),
+        vec!["ca.dns.podman.".to_string()]
+    );
+    check(site, &a).unwrap();
+    del(site, &b);
+    del(site, &a);
+    assert!(site.wait_daemon_gone(Duration::from_secs(10)));
+}
+
+#[test]
+fn root_names_resolve_on_a_macvlan_network() {
+    // The host cannot reach its own macvlan children through the parent:
+    // the resolver must answer inside each container.
+    let site = Site::new("mv");
+    let master = unique_ifname("mst");
+    let other = unique_ifname("mso");
+    site.host.ip_ok(&[
+        "link", "add", &master, "type", "veth", "peer", "name", &other,
+    ]);
+    site.host.link_up(&master);
+    site.host.link_up(&other);
+    let main = json!({"type": "macvlan", "master": master, "mode": "bridge",
+                      "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.95.0.0/24"}]]}});
+    assert_pair_resolves(&site, &unique_id("mv"), main);
+}
+
+#[test]
+fn root_names_resolve_on_a_vxlan_overlay_network() {
+    // L2 only: no gateway, no host address on the overlay.
+    let site = Site::new("ov");
+    // The underlay: a veth pair inside the fake host (no dummy driver here).
+    site.host.ip_ok(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
+    ]);
+    site.host
+        .ip_ok(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    site.host.link_up("eth0");
+    site.host.link_up("eth1");
+    let main = json!({"type": "vxlan-overlay", "vni": 4242, "underlayDevice": "eth0",
+                      "peers": ["192.0.2.1", "192.0.2.2"], "subnet": "10.96.0.0/24",
+                      "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.96.0.0/24",
+                               "rangeStart": "10.96.0.10", "rangeEnd": "10.96.0.29"}]]}});
+    assert_pair_resolves(&site, &unique_id("ov"), main);
+}
+
+/// dnsmasq as the fake host's upstream resolver, on its loopback (like
+/// systemd-resolved's 127.0.0.53), killed on drop.
+struct Upstream {
+    child: Child,
+}
+
+/// The TXT records of `big.example.test`: about 2.5 KB, more than a UDP
+/// answer may carry.
+const BIG_TXT: usize = 10;
+
+impl Upstream {
+    fn start(site: &Site) -> Self {
+        let mut args: Vec<String> = [
+            "netns",
+            "exec",
+            site.host.name(),
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            "--port=53",
+            "--user=root",
+            "--group=root",
+            "--address=/example.test/192.0.2.7",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push(format!(
+            "--pid-file={}",
+            site.state.join("dnsmasq.pid").display()
+        ));
+        for i in 0..BIG_TXT {
+            args.push(format!(
+                "--txt-record=big.example.test,{i:02}{}",
+                "x".repeat(240)
+            ));
+        }
+        let child = Command::new("ip")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (Debian dnsmasq-base) must be installed: just deps-clients");
+        // Ready when it answers.
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(5) {
+            let out = site.host.exec(&[
+                "dig",
+                "@127.0.0.1",
+                "+short",
+                "+time=1",
+                "+tries=1",
+                "a.example.test",
+            ]);
+            if String::from_utf8_lossy(&out.stdout).contains("192.0.2.7") {
+                return Upstream { child };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("dnsmasq did not come up in the fake host");
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn root_other_names_are_forwarded_to_a_loopback_upstream_with_tcp_fallback() {
+    let site = Site::new("fw");
+    let _up = Upstream::start(&site);
+    let n1 = unique_id("n1");
+    let n2 = unique_id("n2");
+    let web = add(
+        &site,
+        site.chain(&n1, bridge("10.97.0.0/24"), json!({})),
+        "web",
+    );
+    // An internal network: no forwarding.
+    let sec = add(
+        &site,
+        site.chain(&n2, bridge("10.98.0.0/24"), json!({"forward": false})),
+        "sec",
+    );
+
+    assert_eq!(dig(&web.ns, &["a.example.test"]), vec!["192.0.2.7"]);
+    assert_eq!(dig(&web.ns, &["+tcp", "b.example.test"]), vec!["192.0.2.7"]);
+    // Too big for UDP: the UDP answer is truncated (TC) ...
+    let udp = web.ns.exec(&[
+        "dig",
+        "@127.0.0.11",
+        "+ignore",
+        "+notcp",
+        "+bufsize=1232",
+        "+time=2",
+        "big.example.test",
+        "TXT",
+    ]);
+    let udp = String::from_utf8_lossy(&udp.stdout);
+    assert!(udp.contains(" tc"), "no truncation flag over UDP:\n{udp}");
+    // ... and dig's retry over TCP gets every record.
+    assert_eq!(dig(&web.ns, &["big.example.test", "TXT"]).len(), BIG_TXT);
+    // Names of our domain are never forwarded.
+    assert_eq!(dig_status(&web.ns, &["nobody.dns.podman"]), "NXDOMAIN");
+    // The internal network gets nothing from upstream, its own names still.
+    assert_eq!(dig_status(&sec.ns, &["a.example.test"]), "REFUSED");
+    assert_eq!(dig(&sec.ns, &["sec"]), vec![sec.ip()]);
+
+    // resolv.conf is re-read when it changes: no upstream now.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&site.resolv, "# none\n").unwrap();
+    assert_eq!(dig_status(&web.ns, &["c.example.test"]), "SERVFAIL");
+    del(&site, &sec);
+    del(&site, &web);
+}
+
+#[test]
+fn root_32_parallel_adds_on_one_network_all_resolve() {
+    let site = Site::new("par");
+    let n1 = unique_id("n1");
+    let main = bridge("10.99.0.0/24");
+    let ctrs: Vec<Ctr> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..32)
+            .map(|i| {
+                let list = site.chain(&n1, main.clone(), json!({}));
+                let site = &site;
+                s.spawn(move || add(site, list, &format!("p{i}")))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(site.records().len(), 32);
+    for c in &ctrs {
+        assert_eq!(dig(&ctrs[0].ns, &[&c.name]), vec![c.ip()], "{}", c.name);
+    }
+    assert_eq!(dig(&ctrs[31].ns, &["p0"]), vec![ctrs[0].ip()]);
+    for c in &ctrs {
+        del(&site, c);
+    }
+    assert!(site.wait_daemon_gone(Duration::from_secs(10)));
+    assert!(site.records().is_empty());
+}
