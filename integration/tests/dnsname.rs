@@ -9,7 +9,6 @@
 //!
 //! All tests need root (namespaces).
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -495,6 +494,8 @@ impl Upstream {
             .stderr(Stdio::null())
             .spawn()
             .expect("dnsmasq (Debian dnsmasq-base) must be installed: just deps-clients");
+        // Killed on drop from here on, also when it never comes up.
+        let up = Upstream { child };
         // Ready when it answers.
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(5) {
@@ -507,7 +508,7 @@ impl Upstream {
                 "a.example.test",
             ]);
             if String::from_utf8_lossy(&out.stdout).contains("192.0.2.7") {
-                return Upstream { child };
+                return up;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
