@@ -598,3 +598,76 @@ fn root_32_parallel_adds_on_one_network_all_resolve() {
     assert!(site.wait_daemon_gone(Duration::from_secs(10)));
     assert!(site.records().is_empty());
 }
+
+/// The inodes of the sockets listening at 127.0.0.11:53 in `ns`.
+fn resolver_socket_inodes(ns: &Netns) -> Vec<String> {
+    ns.exec_ok(&["ss", "-H", "-lnute"])
+        .lines()
+        .filter(|l| l.contains("127.0.0.11:53"))
+        .filter_map(|l| l.split("ino:").nth(1))
+        .filter_map(|s| s.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether process `pid` holds a descriptor of one of these sockets.
+fn holds_socket(pid: u32, inodes: &[String]) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .any(|l| {
+            inodes
+                .iter()
+                .any(|i| l.to_string_lossy() == format!("socket:[{i}]"))
+        })
+}
+
+#[test]
+fn root_a_container_gone_without_del_is_not_kept_alive_and_gc_drops_its_record() {
+    let mut site = Site::new("gone");
+    site.idle_ms = 5000;
+    let n1 = unique_id("n1");
+    let b1 = bridge("10.90.0.0/24");
+    let web = add(&site, site.chain(&n1, b1.clone(), json!({})), "web");
+    let api = add(&site, site.chain(&n1, b1, json!({})), "api");
+    let pid = site.daemon_pid().expect("a daemon runs");
+    let inodes = resolver_socket_inodes(&api.ns);
+    assert_eq!(
+        inodes.len(),
+        2,
+        "one UDP and one TCP socket in the container"
+    );
+    assert!(holds_socket(pid, &inodes));
+
+    // The runtime loses the container: its namespace goes, no DEL comes.
+    integration::netns::ip(&["netns", "del", api.ns.name()]).unwrap();
+    let t = Instant::now();
+    while holds_socket(pid, &inodes) && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !holds_socket(pid, &inodes),
+        "the daemon still pins the vanished namespace"
+    );
+    assert_eq!(site.daemon_pid(), Some(pid));
+    // Its record stays until GC, which keeps only valid attachments.
+    assert_eq!(site.records().len(), 2);
+    let mut gc = site.dnsname(json!({}));
+    gc["cniVersion"] = json!("1.1.0");
+    gc["name"] = json!(n1);
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": web.id, "ifname": "eth0"}]);
+    Invocation::ours("dnsname")
+        .command("GC")
+        .cni_path(&integration::paths::default_cni_path())
+        .stdin_json(&gc)
+        .in_host(&site.host)
+        .run()
+        .expect_ok_silent();
+    assert_eq!(site.records().len(), 1);
+    assert_eq!(dig_status(&web.ns, &["api.dns.podman"]), "NXDOMAIN");
+    assert_eq!(dig(&web.ns, &["web"]), vec![web.ip()]);
+    del(&site, &web);
+    assert!(site.records().is_empty());
+}
