@@ -31,6 +31,10 @@ pub const RESOLVER_PORT: u16 = 53;
 /// TCP connections served at once per container; more are refused.
 const MAX_TCP_CONNECTIONS: usize = 16;
 
+/// Queries being forwarded at once per container; more are dropped (the
+/// client retries), so a flood cannot exhaust the daemon's descriptors.
+const MAX_FORWARDS: usize = 128;
+
 /// An idle TCP client is dropped after this long.
 const TCP_IDLE: Duration = Duration::from_secs(10);
 
@@ -131,6 +135,7 @@ async fn serve_udp(
     mut closed: watch::Receiver<()>,
 ) {
     let mut buf = vec![0u8; 65535];
+    let forwards = Arc::new(Semaphore::new(MAX_FORWARDS));
     loop {
         let (n, peer) = tokio::select! {
             _ = closed.changed() => return,
@@ -146,9 +151,13 @@ async fn serve_udp(
             }
             Action::Drop => {}
             Action::Forward => {
+                let Ok(permit) = forwards.clone().try_acquire_owned() else {
+                    continue;
+                };
                 let query = query.to_vec();
                 let (sock, shared, mut closed) = (sock.clone(), shared.clone(), closed.clone());
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let servers = shared.upstreams.current();
                     let reply = tokio::select! {
                         _ = closed.changed() => return,

@@ -113,6 +113,7 @@ fn main() {
             std::process::exit(1);
         }
     };
+    raise_fd_limit();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -128,6 +129,19 @@ fn main() {
     // before the lock is released.
     drop(rt);
     std::process::exit(code)
+}
+
+/// Two sockets per container namespace: a thousand containers need more
+/// descriptors than the usual soft limit of 1024.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                log::error(&format!("raising the descriptor limit: {e}"));
+            }
+        }
+    }
 }
 
 async fn run(opts: Options) -> i32 {

@@ -110,6 +110,17 @@ fn spawn(bin: &Path, state: &StateDir) -> io::Result<std::process::Child> {
         .append(true)
         .open(state.log_file())?;
     let mut cmd = Command::new(bin);
+    // The call's variables mean nothing to the daemon (ours, CNI_RS_*, stay).
+    for k in [
+        "CNI_COMMAND",
+        "CNI_CONTAINERID",
+        "CNI_NETNS",
+        "CNI_IFNAME",
+        "CNI_ARGS",
+        "CNI_PATH",
+    ] {
+        cmd.env_remove(k);
+    }
     cmd.env(ENV_DIR, state.root())
         .stdin(Stdio::null())
         .stdout(Stdio::null())

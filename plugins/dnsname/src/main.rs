@@ -152,15 +152,30 @@ fn store(state: &StateDir) -> RecordStore {
     RecordStore::new(state.records())
 }
 
+/// How often a request is tried against a daemon that vanished under it
+/// (one that was just exiting, idle, as we connected).
+const ATTEMPTS: usize = 3;
+
 /// Ask the daemon, starting it first when it is not running (this is how a
 /// `kill -9` of it heals: the new one reads every record at start).
 fn ask(state: &StateDir, req: &Request, msg: &Ctl) -> Result<control::Reply> {
-    start::ensure_running(state, &req.path).map_err(|e| match e {
-        StartError::NoBinary(m) => Error::not_available(m),
-        StartError::Failed(m) => Error::try_again(m),
-    })?;
-    let reply = control::call(&state.socket(), msg, CALL_TIMEOUT)
-        .map_err(|e| Error::try_again(format!("the resolver did not answer: {e}")))?;
+    let mut attempt = 0;
+    let reply = loop {
+        attempt += 1;
+        start::ensure_running(state, &req.path).map_err(|e| match e {
+            StartError::NoBinary(m) => Error::not_available(m),
+            StartError::Failed(m) => Error::try_again(m),
+        })?;
+        match control::call(&state.socket(), msg, CALL_TIMEOUT) {
+            Ok(r) => break r,
+            Err(e) if attempt >= ATTEMPTS => {
+                return Err(Error::try_again(format!(
+                    "the resolver did not answer: {e}"
+                )))
+            }
+            Err(e) => log::info(&format!("the resolver did not answer ({e}); again")),
+        }
+    };
     if !reply.ok {
         return Err(Error::io(format!(
             "the resolver refused: {}",
