@@ -7,12 +7,13 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cni_dns::control::{Reply, Request, MAX_LINE};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::log;
 use crate::service::Service;
 
 /// A client has this long to send its line.
@@ -62,10 +63,20 @@ pub async fn serve_client(stream: UnixStream, service: Arc<Mutex<Service>>) {
             Reply::error("request too long")
         } else {
             match serde_json::from_str::<Request>(&line) {
-                Ok(req) => service
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .handle(req),
+                Ok(req) => {
+                    let started = Instant::now();
+                    let what = format!("{req:?}");
+                    let reply = service
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .handle(req);
+                    log::info(&format!(
+                        "{what}: ok={} in {:?}",
+                        reply.ok,
+                        started.elapsed()
+                    ));
+                    reply
+                }
                 Err(e) => Reply::error(format!("bad request: {e}")),
             }
         };

@@ -152,20 +152,17 @@ fn store(state: &StateDir) -> RecordStore {
     RecordStore::new(state.records())
 }
 
-/// How often a request is tried against a daemon that vanished under it
-/// (one that was just exiting, idle, as we connected).
+/// How often a request is tried: once, then after starting the daemon,
+/// then once more for a daemon that was just exiting as we connected.
 const ATTEMPTS: usize = 3;
 
-/// Ask the daemon, starting it first when it is not running (this is how a
-/// `kill -9` of it heals: the new one reads every record at start).
+/// Ask the daemon; when it does not answer (not running, killed, or just
+/// exiting as we connected) start it and ask again. This is how a
+/// `kill -9` heals: the new daemon reads every record at start.
 fn ask(state: &StateDir, req: &Request, msg: &Ctl) -> Result<control::Reply> {
     let mut attempt = 0;
     let reply = loop {
         attempt += 1;
-        start::ensure_running(state, &req.path).map_err(|e| match e {
-            StartError::NoBinary(m) => Error::not_available(m),
-            StartError::Failed(m) => Error::try_again(m),
-        })?;
         match control::call(&state.socket(), msg, CALL_TIMEOUT) {
             Ok(r) => break r,
             Err(e) if attempt >= ATTEMPTS => {
@@ -173,8 +170,12 @@ fn ask(state: &StateDir, req: &Request, msg: &Ctl) -> Result<control::Reply> {
                     "the resolver did not answer: {e}"
                 )))
             }
-            Err(e) => log::info(&format!("the resolver did not answer ({e}); again")),
+            Err(e) => log::debug(&format!("the resolver did not answer ({e}): starting it")),
         }
+        start::ensure_running(state, &req.path).map_err(|e| match e {
+            StartError::NoBinary(m) => Error::not_available(m),
+            StartError::Failed(m) => Error::try_again(m),
+        })?;
     };
     if !reply.ok {
         return Err(Error::io(format!(
