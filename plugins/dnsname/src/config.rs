@@ -126,3 +126,62 @@ pub fn container_addresses(prev: &CniResult) -> Vec<IpAddr> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cni_spec::{CniArgs, Command, NetConf, Version};
+    use serde_json::json;
+
+    fn request(conf: serde_json::Value, args: &str) -> Request {
+        Request {
+            command: Command::Add,
+            container_id: "c1".into(),
+            netns: Some("/var/run/netns/x".into()),
+            ifname: "eth0".into(),
+            args: CniArgs::parse(args).unwrap(),
+            path: Vec::new(),
+            config: NetConf::from_value(conf).unwrap(),
+            version: Version::V1_0_0,
+        }
+    }
+
+    #[test]
+    fn dnsname_config_names_come_from_pod_name_and_this_networks_aliases() {
+        let req = request(
+            json!({"cniVersion": "1.0.0", "name": "n1", "type": "dnsname",
+                   "capabilities": {"aliases": true},
+                   "runtimeConfig": {"aliases": {"n1": ["WWW", "web"], "n2": ["other"]}}}),
+            "IgnoreUnknown=1;K8S_POD_NAME=web",
+        );
+        let c = Conf::load(&req).unwrap();
+        assert_eq!(c.domain, DEFAULT_DOMAIN);
+        assert!(c.forward);
+        assert_eq!(c.names, ["web", "www"]);
+        let bad = request(
+            json!({"cniVersion": "1.0.0", "name": "n1", "type": "dnsname", "domainName": "a/b"}),
+            "",
+        );
+        assert_eq!(Conf::load(&bad).unwrap_err().code, 7);
+        let bad = request(
+            json!({"cniVersion": "1.0.0", "name": "n1", "type": "dnsname"}),
+            "K8S_POD_NAME=../x",
+        );
+        assert_eq!(Conf::load(&bad).unwrap_err().code, 7);
+    }
+
+    #[test]
+    fn only_container_interface_addresses_are_registered() {
+        let prev = CniResult::from_value(&json!({"cniVersion": "1.0.0",
+            "interfaces": [{"name": "br0"}, {"name": "eth0", "sandbox": "/var/run/netns/x"}],
+            "ips": [{"interface": 0, "address": "10.0.0.1/24"},
+                    {"interface": 1, "address": "10.0.0.2/24"},
+                    {"interface": 1, "address": "fd00::2/64"}]}))
+        .unwrap();
+        let v: Vec<String> = container_addresses(&prev)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(v, ["10.0.0.2", "fd00::2"]);
+    }
+}
