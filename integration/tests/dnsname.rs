@@ -671,3 +671,57 @@ fn root_a_container_gone_without_del_is_not_kept_alive_and_gc_drops_its_record()
     del(&site, &web);
     assert!(site.records().is_empty());
 }
+
+/// Sends hostile packets to 127.0.0.11 from inside a container: prints, per
+/// packet, the reply's rcode (or "none").
+const HOSTILE_CLIENT: &str = r#"
+import socket, struct
+def q(name, qtype=1, id=0x4242):
+    h = struct.pack(">HHHHHH", id, 0x0100, 1, 0, 0, 0)
+    b = b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+    return h + b + struct.pack(">HH", qtype, 1)
+good = q("web.dns.podman")
+cases = [b"", b"\x12\x34\x01", good[:-3], good + b"\xff" * 60000,
+         bytes([good[0], good[1], good[2] | 0x80]) + good[3:],
+         struct.pack(">HHHHHH", 7, 0x0100, 40, 0, 0, 0) + b"\x00" * 40,
+         good[:2] + b"\x28\x00" + good[4:]]
+for c in cases:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
+    s.sendto(c, ("127.0.0.11", 53))
+    try:
+        r = s.recv(65535); print("rcode", r[3] & 15)
+    except socket.timeout:
+        print("none")
+t = socket.create_connection(("127.0.0.11", 53)); t.sendall(b"\xff\xff" + b"\x00" * 100); t.close()
+t = socket.create_connection(("127.0.0.11", 53)); t.sendall(b"\x00"); t.close()
+"#;
+
+#[test]
+fn root_malformed_truncated_and_oversized_queries_get_an_error_or_nothing() {
+    let site = Site::new("bad");
+    let n1 = unique_id("n1");
+    let web = add(
+        &site,
+        site.chain(&n1, bridge("10.88.0.0/24"), json!({})),
+        "web",
+    );
+    let pid = site.daemon_pid().unwrap();
+    let out = web.ns.exec_ok(&["python3", "-c", HOSTILE_CLIENT]);
+    let lines: Vec<&str> = out.lines().collect();
+    // FORMERR (1) or NOTIMP (4) or silence; never an answer to a response.
+    assert_eq!(lines.len(), 7, "{out}");
+    for (i, l) in lines.iter().enumerate() {
+        assert!(
+            ["none", "rcode 1", "rcode 4"].contains(l),
+            "case {i}: {l}\n{out}"
+        );
+    }
+    assert_eq!(lines[0], "none", "an empty datagram is not answered");
+    assert_eq!(lines[4], "none", "a response is never answered");
+    assert_eq!(lines[2], "rcode 1", "a truncated query gets FORMERR");
+    assert_eq!(lines[3], "rcode 1", "an oversized query gets FORMERR");
+    // Still alive and answering.
+    assert_eq!(site.daemon_pid(), Some(pid));
+    assert_eq!(dig(&web.ns, &["web"]), vec![web.ip()]);
+    del(&site, &web);
+}

@@ -22,6 +22,10 @@ pub const EDNS_PAYLOAD: u16 = 1232;
 /// A plain DNS message over UDP without EDNS.
 pub const CLASSIC_UDP: usize = 512;
 
+/// Longest query we read: one question and an OPT record fit in far less;
+/// anything longer is malformed or hostile.
+pub const MAX_QUERY: usize = 4096;
+
 /// The DNS header length: shorter input is not a query at all.
 const HEADER_LEN: usize = 12;
 
@@ -55,6 +59,9 @@ pub fn answer(bytes: &[u8], view: &[&NetworkZone], transport: Transport, seed: u
         return Action::Drop;
     }
     let id = u16::from_be_bytes([bytes[0], bytes[1]]);
+    if bytes.len() > MAX_QUERY {
+        return error_reply(id, ResponseCode::FormErr);
+    }
     let msg = match Message::from_vec(bytes) {
         Ok(m) => m,
         Err(_) => return error_reply(id, ResponseCode::FormErr),
