@@ -387,6 +387,17 @@ fn root_status_is_50_when_the_state_folder_is_unusable_and_prev_result_is_requir
         )
         .run()
         .expect_error(7);
+    // No daemon binary beside the plugin nor on CNI_PATH: 50.
+    let alone = TempDir::new("dnsname-alone");
+    std::fs::copy(&dnsname, alone.join("dnsname")).unwrap();
+    let other = site.state.join("other");
+    let out = Invocation::new(alone.join("dnsname"))
+        .command("STATUS")
+        .cni_path(&alone.path().display().to_string())
+        .stdin_json(&conf(&other.display().to_string()))
+        .in_host(&site.host)
+        .run();
+    out.expect_error(50);
     assert!(site.wait_daemon_gone(Duration::from_secs(10)));
 }
 
@@ -723,5 +734,38 @@ fn root_malformed_truncated_and_oversized_queries_get_an_error_or_nothing() {
     // Still alive and answering.
     assert_eq!(site.daemon_pid(), Some(pid));
     assert_eq!(dig(&web.ns, &["web"]), vec![web.ip()]);
+    del(&site, &web);
+}
+
+#[test]
+fn root_dual_stack_containers_answer_a_aaaa_and_both_ptrs() {
+    let site = Site::new("ds");
+    let n1 = unique_id("n1");
+    let main = json!({"type": "bridge", "bridge": unique_ifname("dbr"), "isGateway": true,
+                      "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.87.0.0/24"}],
+                                                                [{"subnet": "fd00:87::/64"}]]}});
+    let web = add(&site, site.chain(&n1, main.clone(), json!({})), "web");
+    let api = add(&site, site.chain(&n1, main, json!({})), "api");
+    let v6 = |c: &Ctr| -> String {
+        c.result["ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["address"].as_str())
+            .find(|a| a.contains(':'))
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(dig(&api.ns, &["web", "A"]), vec![web.ip()]);
+    assert_eq!(dig(&api.ns, &["web.dns.podman", "AAAA"]), vec![v6(&web)]);
+    assert_eq!(
+        dig(&web.ns, &["-x", &v6(&api)]),
+        vec!["api.dns.podman.".to_string()]
+    );
+    check(&site, &web).unwrap();
+    del(&site, &api);
     del(&site, &web);
 }
