@@ -44,6 +44,24 @@ impl Registry {
         self.records.remove(key)
     }
 
+    /// Make a network's records exactly `records` (as read from disk),
+    /// keeping what did not change.
+    pub fn replace_network(&mut self, network: &str, records: Vec<Record>) {
+        let keep: std::collections::BTreeSet<RecordKey> = records.iter().map(Record::key).collect();
+        self.records
+            .retain(|k, _| k.network != network || keep.contains(k));
+        for r in records {
+            if self.records.get(&r.key()).map(|l| &l.record) != Some(&r) {
+                self.insert(r);
+            }
+        }
+    }
+
+    /// The networks that have records.
+    pub fn networks(&self) -> std::collections::BTreeSet<String> {
+        self.records.keys().map(|k| k.network.clone()).collect()
+    }
+
     pub fn get(&self, key: &RecordKey) -> Option<&Loaded> {
         self.records.get(key)
     }

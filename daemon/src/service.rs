@@ -19,7 +19,18 @@ pub struct Service {
     store: RecordStore,
     registry: Registry,
     listeners: BTreeMap<NsId, Listener>,
+    /// Per network folder, the stamp it had when last read in full.
+    stamps: BTreeMap<String, (u64, i64, i64)>,
     pub shared: Arc<Shared>,
+}
+
+/// Whether a folder's mtime (seconds) is over a second old.
+fn settled(mtime: i64) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    now - mtime >= 2
 }
 
 impl Service {
@@ -28,6 +39,7 @@ impl Service {
             store: RecordStore::new(state.records()),
             registry: Registry::default(),
             listeners: BTreeMap::new(),
+            stamps: BTreeMap::new(),
             shared,
         }
     }
@@ -136,26 +148,33 @@ impl Service {
         self.shared.set_snapshot(self.registry.snapshot());
     }
 
-    /// The periodic check: pick up record files written behind our back,
-    /// drop records whose file is gone, and drop listeners of vanished
-    /// namespaces.
+    /// The periodic check: pick up record files written behind our back
+    /// (a plugin killed between writing and telling us), drop records whose
+    /// file is gone, and drop listeners of vanished namespaces. A network
+    /// folder is read again only when it changed.
     pub fn sweep(&mut self) {
-        if let Ok((records, _)) = self.store.read_all() {
-            let on_disk: std::collections::BTreeSet<RecordKey> =
-                records.iter().map(|r| r.key()).collect();
-            let stale: Vec<RecordKey> = self
-                .registry
-                .keys()
-                .filter(|k| !on_disk.contains(*k))
-                .cloned()
-                .collect();
-            for k in stale {
-                self.registry.remove(&k);
-            }
-            for r in records {
-                let known = self.registry.get(&r.key()).map(|l| &l.record) == Some(&r);
-                if !known {
-                    self.registry.insert(r);
+        if let Ok(on_disk) = self.store.networks() {
+            let mut networks = self.registry.networks();
+            networks.extend(on_disk);
+            self.stamps.retain(|n, _| networks.contains(n));
+            for n in networks {
+                let stamp = self.store.network_stamp(&n).ok().flatten();
+                if stamp.is_some() && self.stamps.get(&n) == stamp.as_ref() {
+                    continue;
+                }
+                let Ok((records, _)) = self.store.read_network(&n) else {
+                    continue;
+                };
+                self.registry.replace_network(&n, records);
+                // The mtime clock is coarse: a change in the same tick as
+                // this read would keep the stamp. Trust only settled ones.
+                match stamp {
+                    Some(s) if settled(s.1) => {
+                        self.stamps.insert(n, s);
+                    }
+                    _ => {
+                        self.stamps.remove(&n);
+                    }
                 }
             }
         }

@@ -679,6 +679,30 @@ fn root_a_container_gone_without_del_is_not_kept_alive_and_gc_drops_its_record()
     assert_eq!(site.records().len(), 1);
     assert_eq!(dig_status(&web.ns, &["api.dns.podman"]), "NXDOMAIN");
     assert_eq!(dig(&web.ns, &["web"]), vec![web.ip()]);
+
+    // A record written without telling the daemon (a plugin killed in
+    // between) is picked up by its sweep, and dropped when its file goes.
+    let mut ghost: Value =
+        serde_json::from_slice(&std::fs::read(&site.records()[0]).unwrap()).unwrap();
+    ghost["containerID"] = json!("ghost");
+    ghost["names"] = json!(["ghost"]);
+    ghost["addresses"] = json!(["10.90.0.99"]);
+    let file = site.records()[0].with_file_name("ghost-eth0.json");
+    std::fs::write(&file, serde_json::to_vec(&ghost).unwrap()).unwrap();
+    let wait_for = |status: &str| {
+        let t = Instant::now();
+        while dig_status(&web.ns, &["ghost.dns.podman"]) != status {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "ghost never became {status}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait_for("NOERROR");
+    assert_eq!(dig(&web.ns, &["ghost"]), vec!["10.90.0.99"]);
+    std::fs::remove_file(&file).unwrap();
+    wait_for("NXDOMAIN");
     del(&site, &web);
     assert!(site.records().is_empty());
 }

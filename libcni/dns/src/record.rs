@@ -185,6 +185,17 @@ impl RecordStore {
         Ok((good, bad))
     }
 
+    /// When a network's folder last changed (inode, mtime seconds and
+    /// nanoseconds): every write and removal renames or unlinks in it, so
+    /// an unchanged stamp means unchanged records. `None` without a folder.
+    pub fn network_stamp(&self, network: &str) -> io::Result<Option<(u64, i64, i64)>> {
+        Ok(self.network_dir(network, false)?.and_then(|d| {
+            d.stat()
+                .ok()
+                .map(|st| (st.st_ino, st.st_mtime, st.st_mtime_nsec))
+        }))
+    }
+
     /// The networks that have a folder.
     pub fn networks(&self) -> io::Result<Vec<String>> {
         let root = match Dir::open(&self.root) {
