@@ -793,3 +793,43 @@ fn root_dual_stack_containers_answer_a_aaaa_and_both_ptrs() {
     del(&site, &api);
     del(&site, &web);
 }
+
+#[test]
+fn root_a_container_on_two_networks_resolves_the_names_of_both() {
+    let site = Site::new("two");
+    let (n1, n2) = (unique_id("n1"), unique_id("n2"));
+    let (b1, b2) = (bridge("10.86.0.0/24"), bridge("10.85.0.0/24"));
+    let front = add(&site, site.chain(&n1, b1.clone(), json!({})), "front");
+    let back = add(&site, site.chain(&n2, b2.clone(), json!({})), "back");
+    // "both" joins n1 on eth0, then n2 on eth1, in one namespace.
+    let both = add(&site, site.chain(&n1, b1, json!({})), "both");
+    // No loopback in this chain: its DEL would take `lo` (and with it
+    // 127.0.0.11) down while the container still has eth0.
+    let mut l2 = site.chain(&n2, b2, json!({}));
+    l2.plugins.remove(1);
+    let r2 = Attachment::new(&site.host, &both.ns, &both.id, "eth1")
+        .with_env("CNI_ARGS", "K8S_POD_NAME=both")
+        .with_env("CNI_RS_DNS_RESOLV_CONF", &site.resolv.display().to_string())
+        .add(&l2)
+        .unwrap();
+    assert_eq!(dig(&both.ns, &["front"]), vec![front.ip()]);
+    assert_eq!(dig(&both.ns, &["back"]), vec![back.ip()]);
+    // The others see only their own network's address of "both".
+    assert_eq!(dig(&front.ns, &["both"]), vec![both.ip()]);
+    let both_on_n2 = r2["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    assert_eq!(dig(&back.ns, &["both"]), vec![both_on_n2.to_string()]);
+    assert_eq!(dig_status(&front.ns, &["back.dns.podman"]), "NXDOMAIN");
+    Attachment::new(&site.host, &both.ns, &both.id, "eth1")
+        .del(&l2, Some(&r2))
+        .unwrap();
+    assert_eq!(dig_status(&both.ns, &["back.dns.podman"]), "NXDOMAIN");
+    assert_eq!(dig(&both.ns, &["front"]), vec![front.ip()]);
+    for c in [&both, &back, &front] {
+        del(&site, c);
+    }
+}
