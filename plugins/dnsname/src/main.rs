@@ -40,6 +40,9 @@ impl Plugin for DnsName {
         let mut result = req.config.prev_result()?.ok_or_else(|| {
             Error::invalid_config("dnsname is a chained plugin: prevResult is required")
         })?;
+        // A path that is not a network namespace is refused (code 8)
+        // before anything is written.
+        cni_net::netns::NetNs::open(req.netns_path()?)?;
         let record = conf.record(req, &result)?;
         let store = store(&conf.state);
         store
