@@ -3,7 +3,9 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # The plugin binaries, named after their CNI type.
-plugins := "bridge macvlan vxlan-overlay loopback portmap host-local"
+plugins := "bridge macvlan vxlan-overlay loopback portmap host-local dnsname"
+# The per-host daemon dnsname starts on demand: installed beside the plugins.
+daemon := "cni-rs-daemon"
 bin := "target/release"
 target_bin := "target/x86_64-unknown-linux-gnu/release"
 
@@ -16,7 +18,7 @@ build:
     cargo build --release --workspace
     @# .cargo/config.toml builds for an explicit target (static binaries); the binaries are linked into
     @# target/release, where users and runtimes expect them (that folder also holds cargo's host artifacts)
-    @mkdir -p target/release && for b in {{plugins}} cnitool cni-bench; do ln -f "{{target_bin}}/$b" target/release/; done
+    @mkdir -p target/release && for b in {{plugins}} {{daemon}} cnitool cni-bench; do ln -f "{{target_bin}}/$b" target/release/; done
 
 # Build the plugins with test-only fault injection (CNI_RS_FAULT_AFTER) into their own folder, for the reliability tests
 build-fault:
@@ -49,6 +51,8 @@ deps-clients: deps
     command -v podman    >/dev/null || need+=(podman)
     dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)   # static: copied into container root filesystems
     command -v jq        >/dev/null || need+=(jq)          # fuzz seeds from conf-examples
+    command -v dnsmasq   >/dev/null || need+=(dnsmasq-base)   # the upstream resolver of the dnsname tests
+    command -v dig       >/dev/null || need+=(bind9-dnsutils) # the dnsname tests ask names from inside containers
     {{just_executable()}} _apt-install "${need[@]}"
 
 # apt-get update once, then install the given packages (none: nothing to do)
@@ -67,7 +71,7 @@ install dest="/opt/cni/bin": build
     #!/usr/bin/env bash
     set -euo pipefail
     mkdir -p "{{dest}}"
-    for p in {{plugins}}; do
+    for p in {{plugins}} {{daemon}}; do
       if [ -x "{{bin}}/$p" ]; then
         install -m 0755 "{{bin}}/$p" "{{dest}}/$p" && echo "installed {{dest}}/$p"
       else
@@ -105,7 +109,7 @@ _fuzz secs sanitizer:
     export RUSTC_BOOTSTRAP=1
     cargo fuzz build -O -s {{sanitizer}}
     # Seeds (the corpus is not committed): real configs, results, store and cache files.
-    mkdir -p corpus/{netconf,runtime_config,prev_result,result_cache,host_local_store,cni_args}
+    mkdir -p corpus/{netconf,runtime_config,prev_result,result_cache,host_local_store,cni_args,dns_query}
     for f in ../conf-examples/*; do
       cp "$f" corpus/netconf/
       jq -c '.plugins[0] + {cniVersion, name}' "$f" > corpus/netconf/plugin-$(basename "$f") 2>/dev/null || true
@@ -119,6 +123,9 @@ _fuzz secs sanitizer:
     printf '10.1.0.5' > corpus/host_local_store/last
     printf '[{"ip":"10.1.0.5","id":"ctr1","ifname":"eth0"}]' > corpus/host_local_store/bucket
     printf 'IgnoreUnknown=1;IP=10.1.0.5;K8S_POD_NAME=a' > corpus/cni_args/k8s
+    # A query for web.dns.podman (A), and a PTR query for 10.0.0.2 with EDNS.
+    printf '\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03web\x03dns\x06podman\x00\x00\x01\x00\x01' > corpus/dns_query/a
+    printf '\x12\x35\x01\x00\x00\x01\x00\x00\x00\x00\x00\x01\x012\x010\x010\x0210\x07in-addr\x04arpa\x00\x00\x0c\x00\x01\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00' > corpus/dns_query/ptr-edns
     total=0
     for t in $(cargo fuzz list); do
       if ! out=$(cargo fuzz run -O -s {{sanitizer}} "$t" "corpus/$t" -- \

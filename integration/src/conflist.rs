@@ -180,6 +180,8 @@ pub struct Attachment<'a> {
     /// Capability arguments (`portMappings`...), handed as `runtimeConfig`
     /// to each plugin that declares the capability, as runtimes do.
     pub cap_args: serde_json::Map<String, Value>,
+    /// More environment for every plugin call (CNI_ARGS, test overrides).
+    pub env: Vec<(String, String)>,
 }
 
 impl<'a> Attachment<'a> {
@@ -191,12 +193,19 @@ impl<'a> Attachment<'a> {
             ifname: ifname.to_string(),
             cni_path: paths::default_cni_path(),
             cap_args: serde_json::Map::new(),
+            env: Vec::new(),
         }
     }
 
     /// Set a capability argument, e.g. `portMappings`.
     pub fn with_cap_arg(mut self, capability: &str, value: Value) -> Self {
         self.cap_args.insert(capability.to_string(), value);
+        self
+    }
+
+    /// Set an environment variable for every call of the chain.
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
         self
     }
 
@@ -228,7 +237,11 @@ impl<'a> Attachment<'a> {
                 conf["runtimeConfig"][cap] = value.clone();
             }
         }
-        Ok(Invocation::new(bin)
+        let mut inv = Invocation::new(bin);
+        for (k, v) in &self.env {
+            inv = inv.env(k, v);
+        }
+        Ok(inv
             .command(command)
             .container_id(&self.container_id)
             .netns(&self.container.path_str())

@@ -85,6 +85,10 @@ impl Env {
             "host-local" => json!({"type": "bridge", "ipam": ipam}),
             "vxlan-overlay" => json!({"type": "vxlan-overlay", "vni": 4242,
                                       "underlayDevice": "hostile0", "ipam": ipam}),
+            "dnsname" => json!({"type": "dnsname", "stateDir": self.tmp.join("dns"),
+                                "prevResult": {"cniVersion": "1.1.0",
+                                    "interfaces": [{"name": "eth0", "sandbox": self.ctr.path_str()}],
+                                    "ips": [{"interface": 0, "address": "10.91.0.2/24"}]}}),
             other => panic!("{other}"),
         };
         c["cniVersion"] = json!("1.1.0");
@@ -106,8 +110,10 @@ impl Env {
 
 fn plugins() -> Vec<&'static str> {
     let mut v = vec!["loopback", "bridge", "macvlan", "host-local"];
-    if paths::Binary::Ours.path("vxlan-overlay").is_file() {
-        v.push("vxlan-overlay");
+    for p in ["vxlan-overlay", "dnsname"] {
+        if paths::Binary::Ours.path(p).is_file() {
+            v.push(p);
+        }
     }
     v
 }
@@ -118,7 +124,7 @@ fn uses_netns(p: &str) -> bool {
     p != "host-local"
 }
 fn uses_ipam(p: &str) -> bool {
-    p != "loopback"
+    !matches!(p, "loopback" | "dnsname")
 }
 fn delegates(p: &str) -> bool {
     matches!(p, "bridge" | "macvlan" | "vxlan-overlay")
