@@ -284,8 +284,7 @@ fn network_unused(conf: &Conf, leaving: Option<&str>) -> Result<bool> {
     let Some(br) = host.link_by_name_opt(&conf.bridge)? else {
         return Ok(true);
     };
-    let ports = bridge::our_ports(&mut host, br.index)?;
-    Ok(ports.iter().all(|p| Some(p.name.as_str()) == leaving))
+    Ok(!bridge::has_other_port(host, br.index, leaving)?)
 }
 
 /// Delete the veth pair by its derived host name. When that is gone, a veth

@@ -107,6 +107,42 @@ impl NlSocket {
         Err(NlError::Interrupted)
     }
 
+    /// Send a dump request and hand the replies to `found` as they arrive,
+    /// until it says true: then Ok(true) without reading further. The
+    /// kernel builds a dump's datagrams only as they are read, so stopping
+    /// early spares it (and us) the rest. The socket is then left in the
+    /// middle of the dump (a later dump on it would fail with EBUSY): the
+    /// caller closes it. Ok(false): the whole consistent dump had no match.
+    pub(crate) fn dump_until(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        mut found: impl FnMut(&RouteNetlinkMessage) -> bool,
+    ) -> Result<bool, NlError> {
+        for _ in 0..DUMP_RETRIES {
+            self.seq = self.seq.wrapping_add(1);
+            let seq = self.seq;
+            self.sock.send(&encode(msg.clone(), NLM_F_DUMP, seq), 0)?;
+            let mut reply = Reply::default();
+            loop {
+                self.recv_datagram()?;
+                let end = reply.absorb(&self.buf, seq);
+                // A match is a link that existed during the dump, even an
+                // interrupted one.
+                if reply.messages.drain(..).any(|m| found(&m)) {
+                    return Ok(true);
+                }
+                if let Some(result) = end {
+                    result?;
+                    if !reply.interrupted {
+                        return Ok(false);
+                    }
+                    break;
+                }
+            }
+        }
+        Err(NlError::Interrupted)
+    }
+
     /// One send and the replies up to the final ACK or DONE. Returns the
     /// replies and whether the kernel flagged the dump as interrupted.
     fn exchange(
