@@ -282,7 +282,13 @@ impl Dir {
         file.set_len(bytes.len() as u64)?;
         drop(file);
         let flags = RenameFlags::RENAME_NOREPLACE;
-        match fcntl::renameat2(Some(pool.raw()), parked.as_str(), Some(self.raw()), name, flags) {
+        match fcntl::renameat2(
+            Some(pool.raw()),
+            parked.as_str(),
+            Some(self.raw()),
+            name,
+            flags,
+        ) {
             Ok(()) => Ok(Some(true)),
             Err(Errno::EEXIST) => Ok(Some(false)),
             Err(Errno::EINVAL) | Err(Errno::ENOSYS) => Ok(None),
@@ -637,7 +643,9 @@ mod tests {
         let t = Tmp::new("pk");
         let d = Dir::open(&t.0).unwrap();
         let pool = d.subdir("pool", Some(0o700)).unwrap();
-        assert!(d.create_exclusive_reusing(&pool, "a", b"first-long", 0o600).unwrap());
+        assert!(d
+            .create_exclusive_reusing(&pool, "a", b"first-long", 0o600)
+            .unwrap());
         assert!(d.park_or_remove("a", &pool, 1).unwrap());
         assert!(!d.park_or_remove("a", &pool, 1).unwrap(), "already gone");
         assert_eq!(names(&pool), vec!["a"]);
@@ -646,9 +654,15 @@ mod tests {
         assert!(!d.create_exclusive_reusing(&pool, "b", b"x", 0o600).unwrap());
         assert_eq!(d.read("b").unwrap().unwrap(), b"theirs");
         let ino = pool.stat_at("a").unwrap().unwrap().st_ino;
-        assert!(d.create_exclusive_reusing(&pool, "c", b"two", 0o600).unwrap());
+        assert!(d
+            .create_exclusive_reusing(&pool, "c", b"two", 0o600)
+            .unwrap());
         assert_eq!(d.read("c").unwrap().unwrap(), b"two", "old content cut off");
-        assert_eq!(d.stat_at("c").unwrap().unwrap().st_ino, ino, "the same inode");
+        assert_eq!(
+            d.stat_at("c").unwrap().unwrap().st_ino,
+            ino,
+            "the same inode"
+        );
         assert!(names(&pool).is_empty());
         // A full pool: removed, not parked.
         assert!(d.park_or_remove("c", &pool, 1).unwrap());

@@ -216,7 +216,9 @@ impl Store for DiskStore {
         }
         let content = owner.file_content();
         let created = match self.dir_and_pool() {
-            (dir, Some(pool)) => dir.create_exclusive_reusing(pool, &name, content.as_bytes(), 0o600),
+            (dir, Some(pool)) => {
+                dir.create_exclusive_reusing(pool, &name, content.as_bytes(), 0o600)
+            }
             (dir, None) => dir.create_exclusive(&name, content.as_bytes(), 0o600, Durability::None),
         }
         .map_err(|e| io_err(format_args!("failed to reserve {name}"), e))?;
