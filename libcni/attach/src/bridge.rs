@@ -154,6 +154,7 @@ pub fn enable_forwarding(v4: bool, v6: bool) -> Result<()> {
 /// Our container ports on the bridge (links named like
 /// [`super::names::host_veth_name`] and enslaved to it). The network's
 /// shared rules stay while any is left.
+///
 /// The kernel lists only the bridge's ports, so this costs per port of the
 /// bridge, not per link of the host.
 pub fn our_ports(nl: &mut Netlink, bridge_index: u32) -> Result<Vec<Link>> {
