@@ -20,8 +20,8 @@ pub struct Bar {
 
 const WIDTH: u32 = 960;
 const LABEL_W: i32 = 300;
-const BAR_W: i32 = 480;
-const ROW_H: i32 = 18;
+const BAR_W: i32 = 440;
+const ROW_H: i32 = 20;
 const HEADER_H: i32 = 22;
 const GAP: i32 = 8;
 const TOP: i32 = 56;
@@ -56,9 +56,9 @@ pub fn write_svg(path: &Path, bars: &[Bar]) -> Result<()> {
     let root = SVGBackend::new(path, (WIDTH, height.max(1) as u32)).into_drawing_area();
     let err = |e| anyhow!("{e:?}");
     root.fill(&WHITE).map_err(err)?;
-    let title = ("sans-serif", 18).into_font();
-    let text = ("sans-serif", 12).into_font();
-    let small = ("sans-serif", 11).into_font().color(&RGBColor(90, 90, 90));
+    let title = ("sans-serif", 22).into_font();
+    let text = ("sans-serif", 16).into_font();
+    let small = ("sans-serif", 15).into_font().color(&RGBColor(90, 90, 90));
     root.draw(&Text::new(
         "cni-bench: latency per plugin call (fork+exec+run+exit), ours vs the Go reference",
         (10, 10),
