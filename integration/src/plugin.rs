@@ -92,6 +92,11 @@ impl Invocation {
         &self.program
     }
 
+    /// The CNI_COMMAND this call runs, if set (reports group by verb).
+    pub fn cni_command(&self) -> Option<&str> {
+        self.env.get("CNI_COMMAND").map(String::as_str)
+    }
+
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.insert(key.to_string(), value.to_string());
         self

@@ -160,12 +160,25 @@ pub fn enable_forwarding(v4: bool, v6: bool) -> Result<()> {
 /// Our container ports on the bridge (links named like
 /// [`super::names::host_veth_name`] and enslaved to it). The network's
 /// shared rules stay while any is left.
+///
+/// The kernel lists only the bridge's ports, so this costs per port of the
+/// bridge, not per link of the host.
 pub fn our_ports(nl: &mut Netlink, bridge_index: u32) -> Result<Vec<Link>> {
     Ok(nl
-        .links()?
+        .links_with_master(bridge_index)?
         .into_iter()
-        .filter(|l| l.master == Some(bridge_index) && is_host_veth_name(&l.name))
+        .filter(|l| is_host_veth_name(&l.name))
         .collect())
+}
+
+/// Whether a container port of ours other than `except` is on the bridge:
+/// the question a DEL asks to decide if it is the network's last. Stops at
+/// the first such port, so it does not grow with the containers on the
+/// bridge. Consumes `nl` (its socket is closed mid-dump).
+pub fn has_other_port(nl: Netlink, bridge_index: u32, except: Option<&str>) -> Result<bool> {
+    nl.any_link_with_master(bridge_index, |l| {
+        is_host_veth_name(&l.name) && Some(l.name.as_str()) != except
+    })
 }
 
 #[cfg(test)]

@@ -218,6 +218,43 @@ impl Transport {
         Err(NlError::Interrupted)
     }
 
+    /// Send a dump request and hand the replies to `found` as they arrive,
+    /// until it says true: then Ok(true) without reading further. The
+    /// kernel builds a dump's datagrams only as they are read, so stopping
+    /// early spares it (and us) the rest. The socket is then left in the
+    /// middle of the dump (a later dump on it would fail with EBUSY): the
+    /// caller drops it. Ok(false): the whole consistent dump had no match.
+    pub(crate) fn dump_until(
+        &mut self,
+        build: impl Fn(u32) -> Vec<u8>,
+        mut found: impl FnMut(&[u8]) -> Result<bool, NlError>,
+    ) -> Result<bool, NlError> {
+        for _ in 0..DUMP_RETRIES {
+            let seq = self.reserve_seq(1);
+            self.sock.send(&build(seq), 0)?;
+            let mut reply = Reply::default();
+            loop {
+                self.recv_datagram(MsgFlags::empty())?;
+                let end = reply.absorb(&self.buf, seq);
+                // A match is an object that existed during the dump, even
+                // an interrupted one.
+                for m in reply.messages.drain(..) {
+                    if found(&m)? {
+                        return Ok(true);
+                    }
+                }
+                if let Some(done) = end {
+                    done?;
+                    if !reply.interrupted {
+                        return Ok(false);
+                    }
+                    break;
+                }
+            }
+        }
+        Err(NlError::Interrupted)
+    }
+
     /// Send a batch whose acknowledged messages carry the sequence numbers
     /// `first .. first + count`, and check every ACK. An error with the
     /// sequence number `first - 1` (the envelope, e.g. nfnetlink's batch

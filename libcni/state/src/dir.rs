@@ -21,7 +21,7 @@ use nix::errno::Errno;
 use nix::fcntl::{self, OFlag, RenameFlags};
 
 use crate::lock::{FileLock, LockMode};
-use nix::sys::stat::{self, FileStat, Mode};
+use nix::sys::stat::{self, FileStat, Mode, SFlag};
 use nix::unistd::{self, UnlinkatFlags};
 
 /// How hard a write insists on reaching the disk before it returns.
@@ -233,6 +233,93 @@ impl Dir {
             self.sync()?;
         }
         Ok(created)
+    }
+
+    /// [`Dir::create_exclusive`] without durability, reusing a file parked
+    /// in `pool` by [`Dir::park_or_remove`] when there is one. Why: a new
+    /// inode is most of a small write's cost on some filesystems (0.7 ms on
+    /// an ext4 without journal, whose allocator reads the inode table past
+    /// recently deleted inodes); rewriting a parked file and renaming it in
+    /// without replacing costs ~30 µs. Same guarantees: the content is
+    /// complete when the name appears, and a taken name is `Ok(false)`.
+    /// Callers serialise every user of `pool` (one lock) and park only
+    /// files of the mode they create.
+    pub fn create_exclusive_reusing(
+        &self,
+        pool: &Dir,
+        name: &str,
+        bytes: &[u8],
+        mode: u32,
+    ) -> io::Result<bool> {
+        check_name(name)?;
+        match self.take_parked(pool, name, bytes)? {
+            Some(created) => Ok(created),
+            None => self.create_exclusive(name, bytes, mode, Durability::None),
+        }
+    }
+
+    /// Fill a parked file with `bytes` and rename it to `name`; `None`
+    /// when the pool is empty or the filesystem cannot rename without
+    /// replacing.
+    fn take_parked(&self, pool: &Dir, name: &str, bytes: &[u8]) -> io::Result<Option<bool>> {
+        use std::os::unix::fs::FileExt;
+        let Some(parked) = pool
+            .entries()?
+            .into_iter()
+            .find_map(|e| e.name.into_string().ok())
+        else {
+            return Ok(None);
+        };
+        let file = match pool.open_file(&parked, OFlag::O_WRONLY, 0) {
+            Ok(f) if f.metadata()?.is_file() => f,
+            // Not one of ours (a symlink, a directory): take it out of the way.
+            _ => {
+                let _ = pool.remove(&parked);
+                return Ok(None);
+            }
+        };
+        file.write_all_at(bytes, 0)?;
+        file.set_len(bytes.len() as u64)?;
+        drop(file);
+        let flags = RenameFlags::RENAME_NOREPLACE;
+        match fcntl::renameat2(
+            Some(pool.raw()),
+            parked.as_str(),
+            Some(self.raw()),
+            name,
+            flags,
+        ) {
+            Ok(()) => Ok(Some(true)),
+            Err(Errno::EEXIST) => Ok(Some(false)),
+            Err(Errno::EINVAL) | Err(Errno::ENOSYS) => Ok(None),
+            Err(e) => Err(errno_io(e)),
+        }
+    }
+
+    /// Remove the file `name`, or rather park it in `pool` (a directory on
+    /// the same filesystem) for [`Dir::create_exclusive_reusing`] while the
+    /// pool holds fewer than `cap` files. `Ok(false)` if it was not there.
+    pub fn park_or_remove(&self, name: &str, pool: &Dir, cap: usize) -> io::Result<bool> {
+        check_name(name)?;
+        match self.stat_at(name)? {
+            None => return Ok(false),
+            // Only regular files are parked; anything else is removed (or
+            // refused, for a directory) as before.
+            Some(st) if st.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFREG.bits() => {
+                return self.remove(name)
+            }
+            Some(_) => {}
+        }
+        if pool.entries()?.len() < cap {
+            let flags = RenameFlags::RENAME_NOREPLACE;
+            match fcntl::renameat2(Some(self.raw()), name, Some(pool.raw()), name, flags) {
+                Ok(()) => return Ok(true),
+                Err(Errno::ENOENT) => return Ok(false),
+                // Taken in the pool, no NOREPLACE here...: just remove it.
+                Err(_) => {}
+            }
+        }
+        self.remove(name)
     }
 
     /// The fast path of [`Dir::create_exclusive`]: an unnamed `O_TMPFILE`
@@ -549,6 +636,39 @@ mod tests {
             .unwrap());
         assert!(!Path::new("/nonexistent-target").exists());
         assert_eq!(names(&d), vec!["a", "s"]);
+    }
+
+    #[test]
+    fn parked_files_are_reused_with_new_content_and_never_replace() {
+        let t = Tmp::new("pk");
+        let d = Dir::open(&t.0).unwrap();
+        let pool = d.subdir("pool", Some(0o700)).unwrap();
+        assert!(d
+            .create_exclusive_reusing(&pool, "a", b"first-long", 0o600)
+            .unwrap());
+        assert!(d.park_or_remove("a", &pool, 1).unwrap());
+        assert!(!d.park_or_remove("a", &pool, 1).unwrap(), "already gone");
+        assert_eq!(names(&pool), vec!["a"]);
+        // A taken name: false, the parked file stays for the next one.
+        d.write_in_place("b", b"theirs", 0o600).unwrap();
+        assert!(!d.create_exclusive_reusing(&pool, "b", b"x", 0o600).unwrap());
+        assert_eq!(d.read("b").unwrap().unwrap(), b"theirs");
+        let ino = pool.stat_at("a").unwrap().unwrap().st_ino;
+        assert!(d
+            .create_exclusive_reusing(&pool, "c", b"two", 0o600)
+            .unwrap());
+        assert_eq!(d.read("c").unwrap().unwrap(), b"two", "old content cut off");
+        assert_eq!(
+            d.stat_at("c").unwrap().unwrap().st_ino,
+            ino,
+            "the same inode"
+        );
+        assert!(names(&pool).is_empty());
+        // A full pool: removed, not parked.
+        assert!(d.park_or_remove("c", &pool, 1).unwrap());
+        assert!(d.park_or_remove("b", &pool, 1).unwrap());
+        assert_eq!(names(&pool), vec!["c"]);
+        assert_eq!(names(&d), vec!["pool"]);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //!   and the last 100 containers (growth as the bridge fills up).
 //! - `Parallel`: rounds of 8 ADDs started at once, then their 8 DELs at
 //!   once; prints the p95 of each verb.
+//! - `Scale`: 1,000 (configurable) containers on one bridge (no ipMasq),
+//!   ADDed then DELed once; prints how ADD and DEL cost grow with the bridge.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,6 +27,12 @@ const ROUNDS: usize = 25;
 
 fn conf(data: &TempDir, tag: &str, slot: usize) -> Value {
     let dir = data.join(format!("slot{slot}"));
+    // Each scenario its own subnets: their bridges share the fake host.
+    let subnet_base = match tag {
+        "p" => 224,
+        "k" => 228,
+        _ => 220,
+    };
     json!({
         "cniVersion": CNI_VERSION,
         "name": format!("bench-br-{tag}{slot}"),
@@ -33,7 +41,7 @@ fn conf(data: &TempDir, tag: &str, slot: usize) -> Value {
         "isGateway": true,
         "ipMasq": true,
         "ipam": {"type": "host-local", "dataDir": dir.display().to_string(),
-                 "ranges": [[{"subnet": format!("10.{}.0.0/16", 220 + slot + if tag == "p" { 4 } else { 0 })}]]}
+                 "ranges": [[{"subnet": format!("10.{}.0.0/16", subnet_base + slot)}]]}
     })
 }
 
@@ -207,6 +215,117 @@ impl Scenario for Parallel {
             let (adds, dels) = std::mem::take(e);
             line("parallel ADD", &who.label, &adds);
             line("parallel DEL", &who.label, &dels);
+        }
+        Ok(())
+    }
+}
+
+/// Cost that grows with the containers on a host: `count` containers ADDed
+/// one after the other to one bridge (isGateway; no ipMasq, whose iptables
+/// rules make the reference's ADD grow to ~300 ms at 1,000 containers and
+/// the run 15 minutes long), then DELed, ours
+/// and the reference alternating, one pass (no warm-up: every sample is a
+/// different bridge size). Prints the ADD median of the first and the last
+/// 100 containers, the DEL median of the first 100 (nearly all ports still
+/// there) and the last 100, and the ratios, which should stay near 1.
+pub struct Scale {
+    count: usize,
+    data: Option<TempDir>,
+    pool: Option<NetnsPool>,
+    seen: super::Latencies,
+}
+
+impl Scale {
+    pub fn new(count: usize) -> Self {
+        Scale {
+            count: count.max(1),
+            data: None,
+            pool: None,
+            seen: super::Latencies::default(),
+        }
+    }
+
+    fn report(&self, label: &str, lat: &[Duration]) {
+        let (adds, dels) = lat.split_at(self.count.min(lat.len()));
+        // Windows that never overlap, even for a small --scale.
+        let k = 100.min(self.count / 2).max(1);
+        let median = |v: &[Duration]| {
+            let mut v = v.to_vec();
+            v.sort();
+            ms(at(&v, 0.5))
+        };
+        for (verb, v) in [("ADD", adds), ("DEL", dels)] {
+            if v.len() < k {
+                continue;
+            }
+            let first = median(&v[..k]);
+            let last = median(&v[v.len() - k..]);
+            let (grown, small) = if verb == "ADD" {
+                (last, first)
+            } else {
+                (first, last)
+            };
+            println!(
+                "  bridge {} containers {verb} {label:>9}: first {k} median {first:.3} ms, last {k} median {last:.3} ms, \
+                 with {} ports / with few: {:.2}x",
+                self.count,
+                self.count,
+                grown / small
+            );
+        }
+    }
+}
+
+impl Scenario for Scale {
+    fn name(&self) -> String {
+        format!("bridge {} containers on one bridge", self.count)
+    }
+    fn plugin(&self) -> &str {
+        "bridge"
+    }
+    fn samples(&self, _requested: usize) -> usize {
+        2 * self.count
+    }
+    fn warmup(&self, _requested: usize) -> usize {
+        0
+    }
+    fn setup(&mut self, _ctx: &Ctx, contenders: usize) -> Result<()> {
+        self.data = Some(TempDir::new("bench-bridge-scale"));
+        self.pool = Some(NetnsPool::new("bbs", self.count * contenders)?);
+        self.seen = super::Latencies::default();
+        Ok(())
+    }
+    fn prepare(
+        &mut self,
+        ctx: &Ctx,
+        who: &Contender,
+        slot: usize,
+        sample: usize,
+    ) -> Result<Vec<Invocation>> {
+        let (verb, n) = super::add_then_del(sample, 2 * self.count);
+        let ns = self
+            .pool
+            .as_ref()
+            .expect("setup ran")
+            .get(slot * self.count + n);
+        let mut conf = conf(self.data.as_ref().expect("setup ran"), "k", slot);
+        conf["ipMasq"] = json!(false);
+        Ok(vec![Invocation::new(&who.path)
+            .cni(
+                verb,
+                &ctx.host,
+                &format!("brk-bench-{n}"),
+                &ns.path_str(),
+                "eth0",
+                &conf,
+            )
+            .cni_path(&ipam_path(who)?)
+            .timeout(None)])
+    }
+    fn verify(&mut self, who: &Contender, invs: &[Invocation], outs: &[Finished]) -> Result<()> {
+        super::all_succeeded(invs, outs)?;
+        if let Some(lat) = self.seen.record(&who.label, outs, 2 * self.count) {
+            self.report(&who.label, &lat);
         }
         Ok(())
     }

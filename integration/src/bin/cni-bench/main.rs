@@ -7,9 +7,14 @@
 //! preparation (fresh container namespaces, an ADD before a DEL) happens
 //! outside the timed window.
 //!
-//! Usage: cni-bench [--iters N] [--warmup N] [--only SUBSTR]... [--json FILE] [--list]
+//! Usage: cni-bench [--iters N] [--warmup N] [--only SUBSTR]... [--scale N]
+//!                  [--json FILE] [--svg FILE] [--list]
 //! Env:   CNI_BENCH_ITERS, CNI_BENCH_WARMUP, CNI_BENCH_ONLY (comma-separated),
+//!        CNI_BENCH_SCALE (containers of the scale scenario, default 1000),
 //!        CNI_BIN_DIR (ours, default target/release), CNI_REF_DIR (default /usr/lib/cni)
+//!
+//! Besides the table, the medians and p95 of every scenario and verb are
+//! drawn into an SVG chart (`bench.svg` unless `--svg FILE`).
 //!
 //! Adding a scenario: implement `Scenario` (prepare one sample's invocations,
 //! optionally verify them) and add it to `scenarios()`.
@@ -78,6 +83,11 @@ trait Scenario {
     /// How many samples to take when `requested` were asked for: slow
     /// scenarios (a bridge DEL waits ~20 ms in the kernel) may take fewer.
     fn samples(&self, requested: usize) -> usize {
+        requested
+    }
+    /// How many warm-up samples to take when `requested` were asked for:
+    /// a scenario whose samples are all different (the scale run) takes none.
+    fn warmup(&self, requested: usize) -> usize {
         requested
     }
     /// Untimed, once, before the first sample.
@@ -282,10 +292,13 @@ mod macvlan;
 mod portmap;
 mod vxlan_overlay;
 
-fn scenarios() -> Vec<Box<dyn Scenario>> {
+mod chart;
+
+fn scenarios(o: &Opts) -> Vec<Box<dyn Scenario>> {
     vec![
         Box::new(bridge::AddThenDel::default()),
         Box::new(bridge::Parallel::default()),
+        Box::new(bridge::Scale::new(o.scale)),
         Box::new(host_local::SequentialAddDel::default()),
         Box::new(macvlan::AddThenDel::default()),
         Box::new(portmap::AddThenDel::default()),
@@ -302,6 +315,9 @@ struct Opts {
     warmup: usize,
     only: Vec<String>,
     json: Option<PathBuf>,
+    svg: PathBuf,
+    /// Containers of the scale scenario.
+    scale: usize,
     list: bool,
 }
 
@@ -327,6 +343,8 @@ fn parse_opts() -> Result<Opts> {
             })
             .unwrap_or_default(),
         json: None,
+        svg: PathBuf::from("bench.svg"),
+        scale: env_usize("CNI_BENCH_SCALE", 1000)?,
         list: false,
     };
     let mut args = std::env::args().skip(1);
@@ -337,11 +355,13 @@ fn parse_opts() -> Result<Opts> {
             "--warmup" => o.warmup = val("--warmup")?.parse()?,
             "--only" => o.only.push(val("--only")?),
             "--json" => o.json = Some(PathBuf::from(val("--json")?)),
+            "--svg" => o.svg = PathBuf::from(val("--svg")?),
+            "--scale" => o.scale = val("--scale")?.parse()?,
             "--list" => o.list = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: cni-bench [--iters N] [--warmup N] [--only SUBSTR]... [--json FILE] [--list]\n\
-                     env: CNI_BENCH_ITERS CNI_BENCH_WARMUP CNI_BENCH_ONLY CNI_BIN_DIR CNI_REF_DIR"
+                    "usage: cni-bench [--iters N] [--warmup N] [--only SUBSTR]... [--scale N] [--json FILE] [--svg FILE] [--list]\n\
+                     env: CNI_BENCH_ITERS CNI_BENCH_WARMUP CNI_BENCH_ONLY CNI_BENCH_SCALE CNI_BIN_DIR CNI_REF_DIR"
                 );
                 std::process::exit(0);
             }
@@ -350,6 +370,9 @@ fn parse_opts() -> Result<Opts> {
     }
     if o.iters == 0 {
         bail!("--iters must be at least 1");
+    }
+    if o.scale == 0 {
+        bail!("--scale must be at least 1");
     }
     Ok(o)
 }
@@ -400,7 +423,14 @@ struct Row {
     ratio: Option<f64>,
 }
 
-fn bench_one(s: &mut dyn Scenario, host: FakeHost, o: &Opts) -> Result<(Vec<Row>, FakeHost)> {
+/// What one scenario measured: the table's rows, and per verb the bars
+/// of the chart.
+struct Measured {
+    rows: Vec<Row>,
+    bars: Vec<chart::Bar>,
+}
+
+fn bench_one(s: &mut dyn Scenario, host: FakeHost, o: &Opts) -> Result<(Measured, FakeHost)> {
     let mut contenders = s.contenders();
     contenders.retain(|c| {
         let ok = c.path.is_file();
@@ -415,16 +445,23 @@ fn bench_one(s: &mut dyn Scenario, host: FakeHost, o: &Opts) -> Result<(Vec<Row>
         ok
     });
     if contenders.is_empty() {
-        return Ok((Vec::new(), host));
+        let none = Measured {
+            rows: Vec::new(),
+            bars: Vec::new(),
+        };
+        return Ok((none, host));
     }
     let iters = s.samples(o.iters).max(1);
-    let total = o.warmup + iters;
+    let warmup = s.warmup(o.warmup);
+    let total = warmup + iters;
     let ctx = Ctx {
         host,
         samples: total,
     };
     s.setup(&ctx, contenders.len())?;
     let mut samples = vec![Samples::default(); contenders.len()];
+    // Per contender: latencies by verb (CNI_COMMAND), in order of appearance.
+    let mut by_verb: Vec<Vec<(String, Vec<Duration>)>> = vec![Vec::new(); contenders.len()];
     for it in 0..total {
         // Alternate who goes first.
         for k in 0..contenders.len() {
@@ -434,10 +471,16 @@ fn bench_one(s: &mut dyn Scenario, host: FakeHost, o: &Opts) -> Result<(Vec<Row>
             let outs = run_sample(&invs)?;
             s.verify(who, &invs, &outs)
                 .with_context(|| format!("{} ({}) sample {it}", s.name(), who.label))?;
-            if it >= o.warmup {
-                for f in &outs {
+            if it >= warmup {
+                for (inv, f) in invs.iter().zip(&outs) {
                     samples[slot].lat.push(f.elapsed);
                     samples[slot].rss_kib.push(f.max_rss_kib);
+                    let verb = inv.cni_command().unwrap_or("run");
+                    let verbs = &mut by_verb[slot];
+                    match verbs.iter_mut().find(|(v, _)| v == verb) {
+                        Some((_, lat)) => lat.push(f.elapsed),
+                        None => verbs.push((verb.to_string(), vec![f.elapsed])),
+                    }
                 }
             }
         }
@@ -450,6 +493,19 @@ fn bench_one(s: &mut dyn Scenario, host: FakeHost, o: &Opts) -> Result<(Vec<Row>
             v.sort();
             percentile(&v, 50.0)
         });
+    let mut bars = Vec::new();
+    for (c, verbs) in contenders.iter().zip(by_verb) {
+        for (verb, mut lat) in verbs {
+            lat.sort();
+            bars.push(chart::Bar {
+                scenario: s.name(),
+                verb,
+                label: c.label.clone(),
+                median_ms: ms(percentile(&lat, 50.0)),
+                p95_ms: ms(percentile(&lat, 95.0)),
+            });
+        }
+    }
     let mut rows = Vec::new();
     for (c, smp) in contenders.iter().zip(samples) {
         let mut lat = smp.lat;
@@ -467,7 +523,7 @@ fn bench_one(s: &mut dyn Scenario, host: FakeHost, o: &Opts) -> Result<(Vec<Row>
             ratio: ref_median.map(|r| median.as_secs_f64() / r.as_secs_f64()),
         });
     }
-    Ok((rows, ctx.host))
+    Ok((Measured { rows, bars }, ctx.host))
 }
 
 fn size_of(p: &Path) -> Option<u64> {
@@ -483,7 +539,7 @@ fn main() {
 
 fn run() -> Result<()> {
     let o = parse_opts()?;
-    let mut all = scenarios();
+    let mut all = scenarios(&o);
     if o.list {
         for s in &all {
             println!("{}", s.name());
@@ -516,6 +572,7 @@ fn run() -> Result<()> {
 
     let mut host = FakeHost::new("bench");
     let mut rows = Vec::new();
+    let mut bars = Vec::new();
     let mut failures = Vec::new();
     let mut plugins: Vec<String> = Vec::new();
     for s in all.iter_mut() {
@@ -523,16 +580,21 @@ fn run() -> Result<()> {
         if !plugins.iter().any(|p| p == s.plugin()) {
             plugins.push(s.plugin().to_string());
         }
-        let (r, h) = match bench_one(s.as_mut(), host, &o) {
+        let (m, h) = match bench_one(s.as_mut(), host, &o) {
             Ok(x) => x,
             Err(e) => {
                 failures.push(format!("{}: {e:#}", s.name()));
                 // The host may hold leftovers of the failed scenario: start clean.
-                (Vec::new(), FakeHost::new("bench"))
+                let none = Measured {
+                    rows: Vec::new(),
+                    bars: Vec::new(),
+                };
+                (none, FakeHost::new("bench"))
             }
         };
         host = h;
-        rows.extend(r);
+        rows.extend(m.rows);
+        bars.extend(m.bars);
     }
 
     let w = rows
@@ -596,6 +658,10 @@ fn run() -> Result<()> {
             .collect();
         std::fs::write(path, serde_json::to_vec_pretty(&v)?)?;
         println!("\nwrote {}", path.display());
+    }
+    if !bars.is_empty() {
+        chart::write_svg(&o.svg, &bars).with_context(|| format!("draw {}", o.svg.display()))?;
+        println!("\nwrote {}", o.svg.display());
     }
     if !failures.is_empty() {
         eprintln!("\nscenarios that failed:");

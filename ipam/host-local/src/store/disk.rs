@@ -34,6 +34,10 @@ use crate::range::canonical;
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
 const LOCK: &str = "lock";
 const LAST_RESERVED_PREFIX: &str = "last_reserved_ip.";
+/// How many released lease files are kept for reuse: a new inode costs
+/// more than the rest of an ADD on some filesystems (see
+/// `Dir::create_exclusive_reusing`); a burst of DELs beyond this unlinks.
+const POOL_CAP: usize = 64;
 
 /// The file name of a lease: the address as Go's `net.IP.String()` prints
 /// it (IPv4 dotted, IPv6 in RFC 5952 form, which Rust's `Display` shares).
@@ -62,6 +66,8 @@ pub fn parse_last_reserved(bytes: &[u8]) -> Option<IpAddr> {
 pub struct DiskStore {
     dir: Dir,
     index: Index,
+    /// Parked lease files (opened on first use; None inside: unusable).
+    pool: Option<Option<Dir>>,
     /// The index was found current or rebuilt in this session.
     index_ready: bool,
     /// We changed the network directory in this session.
@@ -104,6 +110,7 @@ impl DiskStore {
         Ok(DiskStore {
             dir,
             index,
+            pool: None,
             index_ready: false,
             modified: false,
             network: network.to_string(),
@@ -150,12 +157,20 @@ impl DiskStore {
         }
     }
 
+    /// The network directory and the pool of parked lease files.
+    fn dir_and_pool(&mut self) -> (&Dir, Option<&Dir>) {
+        let index = &self.index;
+        let pool = self.pool.get_or_insert_with(|| index.pool()).as_ref();
+        (&self.dir, pool)
+    }
+
     fn remove_lease(&mut self, ip: IpAddr) -> Result<bool> {
         let name = lease_name(ip);
-        let removed = self
-            .dir
-            .remove(&name)
-            .map_err(|e| io_err(format_args!("failed to remove lease {name}"), e))?;
+        let removed = match self.dir_and_pool() {
+            (dir, Some(pool)) => dir.park_or_remove(&name, pool, POOL_CAP),
+            (dir, None) => dir.remove(&name),
+        }
+        .map_err(|e| io_err(format_args!("failed to remove lease {name}"), e))?;
         self.modified |= removed;
         Ok(removed)
     }
@@ -199,15 +214,14 @@ impl Store for DiskStore {
         if self.is_reserved(ip)? {
             return Ok(false);
         }
-        let created = self
-            .dir
-            .create_exclusive(
-                &name,
-                owner.file_content().as_bytes(),
-                0o600,
-                Durability::None,
-            )
-            .map_err(|e| io_err(format_args!("failed to reserve {name}"), e))?;
+        let content = owner.file_content();
+        let created = match self.dir_and_pool() {
+            (dir, Some(pool)) => {
+                dir.create_exclusive_reusing(pool, &name, content.as_bytes(), 0o600)
+            }
+            (dir, None) => dir.create_exclusive(&name, content.as_bytes(), 0o600, Durability::None),
+        }
+        .map_err(|e| io_err(format_args!("failed to reserve {name}"), e))?;
         if created {
             cni_plugin::fault::point("host-local.add.after-reserve");
             self.modified = true;

@@ -48,6 +48,8 @@ pub const INDEX_DIR: &str = ".host-local-index";
 const STAMP: &str = "stamp";
 const BUCKET_PREFIX: &str = "b-";
 const STAMP_VERSION: &str = "host-local-index-v1";
+/// Lease files a DEL parks for the next ADD to reuse (see [`Index::pool`]).
+const POOL: &str = "free";
 
 /// One indexed reservation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +127,13 @@ impl Index {
             dirty: HashSet::new(),
             rebuilt: false,
         }
+    }
+
+    /// The network's pool of parked lease files (`free/` in its index
+    /// directory, out of the reference's sight), created if missing;
+    /// `None` where the index directory is unusable.
+    pub fn pool(&self) -> Option<Dir> {
+        self.dir.as_ref()?.subdir(POOL, Some(0o700)).ok()
     }
 
     /// Whether the recorded stamp equals `stamp`.

@@ -1,6 +1,7 @@
 //! Our ports on a network's bridge: whether any is left (the last one
-//! takes the network's state with it), and GC of the stale ones. Every
-//! count goes through [`crate::bridge::our_ports`].
+//! takes the network's state with it), and GC of the stale ones. The
+//! kernel filters the dumps to the bridge's ports, and "is any left" stops
+//! at the first one, so neither grows with the containers on the bridge.
 
 use std::collections::HashSet;
 
@@ -8,7 +9,7 @@ use cni_net::netlink::Netlink;
 use cni_spec::error::{ErrorList, Result};
 use cni_spec::Attachment;
 
-use crate::bridge::our_ports;
+use crate::bridge::{has_other_port, our_ports};
 use crate::names::host_veth_name;
 use crate::veth;
 
@@ -19,8 +20,7 @@ pub fn network_unused(bridge: &str, leaving: Option<&str>) -> Result<bool> {
     let Some(br) = host.link_by_name_opt(bridge)? else {
         return Ok(true);
     };
-    let ports = our_ports(&mut host, br.index)?;
-    Ok(ports.iter().all(|p| Some(p.name.as_str()) == leaving))
+    Ok(!has_other_port(host, br.index, leaving)?)
 }
 
 /// GC: delete our ports on `bridge` that belong to no attachment in

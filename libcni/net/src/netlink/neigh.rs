@@ -126,6 +126,18 @@ impl Netlink {
     ) -> Result<Vec<Neighbour>> {
         let mut msg = NeighbourMessage::default();
         msg.header.family = family_to_nl(family);
+        // Let the kernel keep to one link (strict checking is on): an FDB
+        // dump takes it in the header (the bridge port), a neighbour dump in
+        // NDA_IFINDEX (its header index must stay 0). Otherwise the dump
+        // holds ~3 FDB entries per port of every bridge on the host.
+        if let Some(i) = index {
+            match family {
+                NeighFamily::Bridge => msg.header.ifindex = i,
+                NeighFamily::Inet | NeighFamily::Inet6 => {
+                    msg.attributes.push(NeighbourAttribute::IfIndex(i))
+                }
+            }
+        }
         let replies = self.request(
             RouteNetlinkMessage::GetNeighbour(msg),
             NLM_F_DUMP,

@@ -33,6 +33,20 @@ impl NlSocket {
             .request(dump, |seq| encode(msg.clone(), flags, seq))?;
         replies.iter().map(|bytes| decode(bytes)).collect()
     }
+
+    /// Send a dump request and hand the replies to `found` as they arrive,
+    /// until it says true (see [`Transport::dump_until`]): the socket is
+    /// then in the middle of the dump, and the caller drops it.
+    pub(crate) fn dump_until(
+        mut self,
+        msg: RouteNetlinkMessage,
+        mut found: impl FnMut(&RouteNetlinkMessage) -> bool,
+    ) -> Result<bool, NlError> {
+        self.transport.dump_until(
+            |seq| encode(msg.clone(), NLM_F_DUMP, seq),
+            |bytes| decode(bytes).map(|m| found(&m)),
+        )
+    }
 }
 
 /// Serialise a request with our flags and sequence number.

@@ -459,6 +459,55 @@ fn root_big_dumps_span_many_datagrams() {
     });
 }
 
+/// The kernel-filtered port list and the early-stop question, on two
+/// bridges with enough ports that the dump spans several datagrams.
+#[test]
+fn root_links_with_master_are_filtered_and_searched() {
+    in_fresh_netns(|| {
+        let mut nl = Netlink::new().unwrap();
+        for br in ["fbr0", "fbr1"] {
+            nl.create_bridge(&BridgeSpec {
+                name: br.into(),
+                ..BridgeSpec::default()
+            })
+            .unwrap();
+        }
+        let br0 = nl.link_by_name("fbr0").unwrap().index;
+        let br1 = nl.link_by_name("fbr1").unwrap().index;
+        for i in 0..60 {
+            nl.create_veth(&VethSpec {
+                name: format!("fp{i}a"),
+                peer_name: format!("fp{i}b"),
+                ..VethSpec::default()
+            })
+            .unwrap();
+            let a = nl.link_by_name(&format!("fp{i}a")).unwrap().index;
+            nl.set_master(a, Some(br0)).unwrap();
+        }
+        let ports = nl.links_with_master(br0).unwrap();
+        let mut names: Vec<String> = ports.iter().map(|l| l.name.clone()).collect();
+        names.sort();
+        let mut want: Vec<String> = (0..60).map(|i| format!("fp{i}a")).collect();
+        want.sort();
+        assert_eq!(names, want, "exactly the ports of fbr0");
+        assert!(nl.links_with_master(br1).unwrap().is_empty());
+
+        // Found wherever it is in the dump; absent after the whole dump.
+        let last = Netlink::new().unwrap();
+        assert!(last
+            .any_link_with_master(br0, |l| l.name == "fp59a")
+            .unwrap());
+        let none = Netlink::new().unwrap();
+        assert!(!none
+            .any_link_with_master(br0, |l| l.name == "fp59b")
+            .unwrap());
+        let other = Netlink::new().unwrap();
+        assert!(!other.any_link_with_master(br1, |_| true).unwrap());
+        // A socket closed mid-dump leaves nothing behind for the others.
+        assert_eq!(nl.links_with_master(br0).unwrap().len(), 60);
+    });
+}
+
 #[test]
 fn root_sysctl_is_per_namespace() {
     let root_before = sysctl::get("net/ipv4/ip_forward").unwrap();
