@@ -115,7 +115,7 @@ pub fn attach(
     bridge_index: u32,
     opts: &PortOpts,
 ) -> Result<()> {
-    host.set_master(host_index, Some(bridge_index))?;
+    host.enslave_port(host_index, bridge_index)?;
     if opts.hairpin || opts.isolated {
         host.set_bridge_port(
             host_index,

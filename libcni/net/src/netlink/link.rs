@@ -6,9 +6,9 @@ use std::os::fd::AsRawFd;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoKind, InfoMacVlan, InfoPortData, InfoPortKind, InfoVeth,
-    InfoVlan, InfoVxlan, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
-    MacVlanMode as NlMacVlanMode, State,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridgePort, InfoData, InfoKind, InfoMacVlan,
+    InfoPortData, InfoPortKind, InfoVeth, InfoVlan, InfoVxlan, LinkAttribute, LinkExtentMask,
+    LinkFlags, LinkInfo, LinkMessage, MacVlanMode as NlMacVlanMode, State,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -321,6 +321,21 @@ impl Netlink {
             Some(m) => self.set_link(msg, format_args!("set link #{index} master #{m}")),
             None => self.set_link(msg, format_args!("set link #{index} nomaster")),
         }
+    }
+
+    /// Make a link a port of bridge `master`, with no IPv6 address of its
+    /// own. A port forwards frames and needs none; with a link-local address
+    /// it would send DAD, MLD and router solicitations when it comes up,
+    /// multicast the bridge floods to every other port, so each new port
+    /// would cost more the more ports there are. Call before the link is up.
+    pub fn enslave_port(&mut self, index: u32, master: u32) -> Result<()> {
+        let mut msg = link_msg(index);
+        msg.attributes.push(LinkAttribute::Controller(master));
+        msg.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+            )]));
+        self.set_link(msg, format_args!("set link #{index} master #{master}"))
     }
 
     /// Rename a link; the kernel requires it to be down.

@@ -35,19 +35,19 @@ pub fn get(key: &str) -> Result<String> {
     Ok(v.trim().to_string())
 }
 
-/// Set `key` to `value`. Writes first (one open on the common path: ADD
-/// sets several per container); a refused write is still success when the
-/// value is already there, so a namespace with a read-only /proc/sys that
-/// has the value works.
+/// Set `key` to `value`; a value already there is success without a write
+/// (so a namespace with a read-only /proc/sys that has the value works).
 pub fn set(key: &str, value: &str) -> Result<()> {
     let p = path(key)?;
-    match fs::write(&p, value) {
-        Ok(()) => Ok(()),
-        Err(e) => match fs::read_to_string(&p) {
-            Ok(cur) if cur.trim() == value.trim() => Ok(()),
-            _ => Err(io_err("write sysctl", key, e)),
-        },
+    // Read first, write only a change: a write of a host-wide key is not
+    // free even when the value stays (`net.ipv4.ip_forward` took 10 ms
+    // with 600 ports on the bridge, where the read takes 20 us).
+    if let Ok(cur) = fs::read_to_string(&p) {
+        if cur.trim() == value.trim() {
+            return Ok(());
+        }
     }
+    fs::write(&p, value).map_err(|e| io_err("write sysctl", key, e))
 }
 
 fn io_err(what: &str, key: &str, e: std::io::Error) -> Error {
