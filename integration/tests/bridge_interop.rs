@@ -63,11 +63,19 @@ fn root_bridge_result_feeds_reference_meta_plugins() {
     });
     let list = ConfList::from_value(Path::new("chain.conflist"), list).expect("conflist");
     let c = h.ctr("ch");
-    let att = Attachment::new(&h.host, &c.ns, &c.id, "eth0");
-    assert!(att
-        .resolve("bridge")
-        .unwrap()
-        .starts_with(paths::our_bin_dir()));
+    let mut att = Attachment::new(&h.host, &c.ns, &c.id, "eth0");
+    // Our bridge and host-local, then the reference for everything else
+    // (we ship a portmap of our own, which CNI_PATH would find first).
+    let ours = h.data.path().join("ours");
+    std::fs::create_dir_all(&ours).unwrap();
+    for p in ["bridge", "host-local"] {
+        std::os::unix::fs::symlink(paths::our_binary(p), ours.join(p)).unwrap();
+    }
+    att.cni_path = format!("{}:{}", ours.display(), paths::ref_bin_dir().display());
+    assert_eq!(
+        att.resolve("bridge").unwrap().canonicalize().unwrap(),
+        paths::our_binary("bridge").canonicalize().unwrap()
+    );
     assert!(att
         .resolve("portmap")
         .unwrap()

@@ -98,7 +98,12 @@ impl Store {
     /// Every index file (buckets and stamp), to tear them.
     fn index_files(&self) -> Vec<PathBuf> {
         std::fs::read_dir(self.index_dir())
-            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
