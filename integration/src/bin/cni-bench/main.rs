@@ -277,6 +277,7 @@ impl Scenario for LoopbackDel {
 }
 
 mod bridge;
+mod dns;
 mod host_local;
 mod macvlan;
 mod portmap;
@@ -488,12 +489,15 @@ fn run() -> Result<()> {
         for s in &all {
             println!("{}", s.name());
         }
+        println!("{}", dns::NAME);
         return Ok(());
     }
     if !integration::is_root() {
         bail!("cni-bench creates network namespaces: run it as root");
     }
-    all.retain(|s| o.only.is_empty() || o.only.iter().any(|f| s.name().contains(f.as_str())));
+    let selected =
+        |name: &str| o.only.is_empty() || o.only.iter().any(|f| name.contains(f.as_str()));
+    all.retain(|s| selected(&s.name()));
 
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpus = std::thread::available_parallelism()
@@ -534,6 +538,9 @@ fn run() -> Result<()> {
         host = h;
         rows.extend(r);
     }
+    // Resolvers are long-running servers, not plugin processes: their own
+    // report (rates and per-query latencies) follows the table.
+    let dns_selected = selected(dns::NAME);
 
     let w = rows
         .iter()
@@ -583,6 +590,13 @@ fn run() -> Result<()> {
             _ => String::new(),
         };
         println!("{:<16} {:>12} {:>12} {:>8}", p, fmt(a), fmt(b), ratio);
+    }
+
+    if dns_selected {
+        eprintln!("running {} ...", dns::NAME);
+        if let Err(e) = dns::run(&host) {
+            failures.push(format!("{}: {e:#}", dns::NAME));
+        }
     }
 
     if let Some(path) = &o.json {
