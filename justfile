@@ -36,6 +36,10 @@ deps:
     command -v hyperfine >/dev/null || need+=(hyperfine)
     command -v ethtool   >/dev/null || need+=(ethtool)     # the overlay test reads checksum offload back
     [ -x /usr/lib/cni/loopback ]    || need+=(containernetworking-plugins)
+    command -v dig       >/dev/null || need+=(bind9-dnsutils) # the demo and the dnsname tests ask names with dig
+    command -v dnsmasq   >/dev/null || need+=(dnsmasq-base)   # containers/dnsname's resolver: a test upstream, a bench anchor
+    command -v dnsperf   >/dev/null || need+=(dnsperf)        # the bench's DNS load generator
+    [ -x /usr/lib/podman/aardvark-dns ] || need+=(aardvark-dns)   # netavark's resolver: a bench anchor
     {{just_executable()}} _apt-install "${need[@]}"
 
 # Also what the client tests drive (integration/clients): Go libcni sources, containerd, podman, runc, busybox
@@ -51,8 +55,6 @@ deps-clients: deps
     command -v podman    >/dev/null || need+=(podman)
     dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)   # static: copied into container root filesystems
     command -v jq        >/dev/null || need+=(jq)          # fuzz seeds from conf-examples
-    command -v dnsmasq   >/dev/null || need+=(dnsmasq-base)   # the upstream resolver of the dnsname tests
-    command -v dig       >/dev/null || need+=(bind9-dnsutils) # the dnsname tests ask names from inside containers
     {{just_executable()}} _apt-install "${need[@]}"
 
 # apt-get update once, then install the given packages (none: nothing to do)
