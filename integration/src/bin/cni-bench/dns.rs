@@ -395,8 +395,8 @@ pub fn run(host: &FakeHost) -> Result<()> {
         rows.push(f(host, &client, &dir, &queries)?);
     }
     println!(
-        "  {:<13} {:>12} {:>10} {:>10} {:>10}  {}",
-        "resolver", "queries/s", "p50", "p99", "RSS", "lost (saturated)"
+        "  {:<13} {:>12} {:>10} {:>10} {:>10}  lost (saturated)",
+        "resolver", "queries/s", "p50", "p99", "RSS"
     );
     for r in &rows {
         println!(
