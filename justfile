@@ -41,6 +41,17 @@ deps:
     command -v dnsperf   >/dev/null || need+=(dnsperf)        # the bench's DNS load generator
     [ -x /usr/lib/podman/aardvark-dns ] || need+=(aardvark-dns)   # netavark's resolver: a bench anchor
     {{just_executable()}} _apt-install "${need[@]}"
+    # containers/dnsname's Go plugin, for the bench only: unpacked into target/, never installed (in
+    # /usr/lib/cni, podman would chain it into every network it creates). Best effort: the bench skips it.
+    if [ ! -x target/go-dnsname/usr/lib/cni/dnsname ]; then
+      tmp=$(mktemp -d)
+      if (cd "$tmp" && apt-get download -qq golang-github-containernetworking-plugin-dnsname 2>/dev/null); then
+        mkdir -p target/go-dnsname && dpkg -x "$tmp"/*.deb target/go-dnsname
+      else
+        echo "note: could not fetch containers/dnsname (golang-github-containernetworking-plugin-dnsname); the bench skips it"
+      fi
+      rm -rf "$tmp"
+    fi
 
 # Also what the client tests drive (integration/clients): Go libcni sources, containerd, podman, runc, busybox
 deps-clients: deps

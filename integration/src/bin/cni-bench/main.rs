@@ -278,6 +278,7 @@ impl Scenario for LoopbackDel {
 
 mod bridge;
 mod dns;
+mod dnsname;
 mod host_local;
 mod macvlan;
 mod portmap;
@@ -290,6 +291,7 @@ fn scenarios() -> Vec<Box<dyn Scenario>> {
         Box::new(host_local::SequentialAddDel::default()),
         Box::new(macvlan::AddThenDel::default()),
         Box::new(portmap::AddThenDel::default()),
+        Box::new(dnsname::AddThenDel::default()),
         Box::new(vxlan_overlay::AddDel::default()),
         Box::new(vxlan_overlay::Tunnel::default()),
         Box::new(VersionScenario { plugin: "loopback" }),
