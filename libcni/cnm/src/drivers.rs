@@ -550,6 +550,61 @@ mod tests {
         );
     }
 
+    #[test]
+    fn user_networks_chain_dnsname_when_it_is_there_unless_told_not() {
+        let types = |n: &Network, available: bool| -> Vec<String> {
+            plugins(n, None, available)
+                .unwrap()
+                .iter()
+                .map(|p| p["type"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let mut n = net(Driver::Bridge, &[]);
+        assert_eq!(types(&n, true), ["bridge", "dnsname"]);
+        assert_eq!(types(&n, false), ["bridge"], "no plugin on CNI_PATH");
+        let dns = &plugins(&n, None, true).unwrap()[1];
+        assert_eq!(dns["domainName"], "n1");
+        assert_eq!(dns["capabilities"]["aliases"], true);
+        assert!(dns.get("forward").is_none());
+        n.internal = true;
+        assert_eq!(plugins(&n, None, true).unwrap()[1]["forward"], false);
+        n.name = "Not A Domain".into();
+        assert_eq!(
+            plugins(&n, None, true).unwrap()[1]["domainName"],
+            "dns.podman"
+        );
+        for d in [Driver::Macvlan, Driver::Overlay] {
+            let opts: &[(&str, &str)] = &[("parent", "eth0"), ("vni", "5")];
+            let opts = if d == Driver::Macvlan {
+                &opts[..1]
+            } else {
+                &opts[1..]
+            };
+            assert_eq!(types(&net(d, opts), true).last().unwrap(), "dnsname");
+        }
+        assert_eq!(
+            types(&net(Driver::Bridge, &[("dns", "false")]), true),
+            ["bridge"]
+        );
+        assert_eq!(
+            types(
+                &net(Driver::Bridge, &[("com.docker.network.enable_dns", "0")]),
+                true
+            ),
+            ["bridge"]
+        );
+        let e = plugins(&net(Driver::Bridge, &[("dns", "true")]), None, false).unwrap_err();
+        assert!(e.msg.contains("needs the dnsname plugin"), "{}", e.msg);
+        assert_eq!(types(&net(Driver::Null, &[]), true), ["loopback"]);
+        let mut builtin = net(Driver::Bridge, &[]);
+        builtin.builtin = true;
+        assert_eq!(
+            types(&builtin, true),
+            ["bridge"],
+            "Docker's default bridge has no DNS"
+        );
+    }
+
     fn remote(plugin: &str, versions: &[&str]) -> Driver {
         Driver::Remote(crate::model::Remote {
             plugin: plugin.into(),
