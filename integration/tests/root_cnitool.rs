@@ -48,7 +48,8 @@ impl Cli {
         let out = self.run(args);
         assert!(
             out.status.success(),
-            "cnitool {args:?} failed:\nstdout: {}\nstderr: {}",
+            "cnitool {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
