@@ -36,7 +36,22 @@ deps:
     command -v hyperfine >/dev/null || need+=(hyperfine)
     command -v ethtool   >/dev/null || need+=(ethtool)     # the overlay test reads checksum offload back
     [ -x /usr/lib/cni/loopback ]    || need+=(containernetworking-plugins)
+    command -v dig       >/dev/null || need+=(bind9-dnsutils) # the demo and the dnsname tests ask names with dig
+    command -v dnsmasq   >/dev/null || need+=(dnsmasq-base)   # containers/dnsname's resolver: a test upstream, a bench anchor
+    command -v dnsperf   >/dev/null || need+=(dnsperf)        # the bench's DNS load generator
+    [ -x /usr/lib/podman/aardvark-dns ] || need+=(aardvark-dns)   # netavark's resolver: a bench anchor
     {{just_executable()}} _apt-install "${need[@]}"
+    # containers/dnsname's Go plugin, for the bench only: unpacked into target/, never installed (in
+    # /usr/lib/cni, podman would chain it into every network it creates). Best effort: the bench skips it.
+    if [ ! -x target/go-dnsname/usr/lib/cni/dnsname ]; then
+      tmp=$(mktemp -d)
+      if (cd "$tmp" && apt-get download -qq golang-github-containernetworking-plugin-dnsname 2>/dev/null); then
+        mkdir -p target/go-dnsname && dpkg -x "$tmp"/*.deb target/go-dnsname
+      else
+        echo "note: could not fetch containers/dnsname (golang-github-containernetworking-plugin-dnsname); the bench skips it"
+      fi
+      rm -rf "$tmp"
+    fi
 
 # Also what the client tests drive (integration/clients): Go libcni sources, containerd, podman, runc, busybox
 deps-clients: deps
@@ -51,8 +66,6 @@ deps-clients: deps
     command -v podman    >/dev/null || need+=(podman)
     dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)   # static: copied into container root filesystems
     command -v jq        >/dev/null || need+=(jq)          # fuzz seeds from conf-examples
-    command -v dnsmasq   >/dev/null || need+=(dnsmasq-base)   # the upstream resolver of the dnsname tests
-    command -v dig       >/dev/null || need+=(bind9-dnsutils) # the dnsname tests ask names from inside containers
     {{just_executable()}} _apt-install "${need[@]}"
 
 # apt-get update once, then install the given packages (none: nothing to do)

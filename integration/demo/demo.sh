@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # The Docker-networks story over CNI, in throw-away namespaces: two fake
 # hosts joined by a fake switch, user-defined bridge networks, isolation,
-# a `none` sandbox, a macvlan network on a veth parent and an overlay across
-# both hosts. Each step prints the command a user would type, then its
+# name resolution between containers (and its isolation), a `none` sandbox,
+# a macvlan network on a veth parent and an overlay across both hosts. Each step prints the command a user would type, then its
 # output. Nothing is installed and nothing touches this machine's network;
 # everything is removed at the end, also when a step fails.
 set -euo pipefail
 
 BIN=${BIN:-$(cd "$(dirname "$0")/../.." && pwd)/target/release}
 [ "$(id -u)" -eq 0 ] || { echo "the demo creates network namespaces: run it as root" >&2; exit 1; }
-for b in cnitool bridge macvlan vxlan-overlay loopback host-local; do
+for b in cnitool bridge macvlan vxlan-overlay loopback host-local dnsname cni-rs-daemon; do
   [ -x "$BIN/$b" ] || { echo "missing $BIN/$b: run 'just build' first" >&2; exit 1; }
 done
 
@@ -25,11 +25,18 @@ for s in $SANDBOXES; do
     echo "a network namespace named '$s' already exists; the demo needs that name (remove it with 'ip netns del $s')" >&2
     exit 1
   fi
+  if [ -e "/etc/netns/$s" ]; then
+    echo "/etc/netns/$s exists; the demo writes its sandbox's resolv.conf there (remove it first)" >&2
+    exit 1
+  fi
 done
 
 cleanup() {
   set +e
-  for s in $SANDBOXES; do ip netns del "$s" 2>/dev/null; done
+  for s in $SANDBOXES; do
+    ip netns del "$s" 2>/dev/null
+    rm -f "/etc/netns/$s/resolv.conf"; rmdir "/etc/netns/$s" 2>/dev/null
+  done
   for n in $HOST_A $HOST_B $SWITCH; do ip netns del "$n" 2>/dev/null; done
   rm -rf "$WORK"
 }
@@ -37,13 +44,17 @@ trap cleanup EXIT
 
 say() { printf '\n%s# %s%s\n' "$dim" "$*" "$off"; }
 
-# Run cnitool on a fake host, with that host's own config, cache and leases.
+# Run cnitool on a fake host, with that host's own config, cache, leases and
+# resolver folder (its cni-rs-daemon exits once no name is left, or when the
+# folder goes); the fake hosts have no way out, so no upstream resolver.
+: > "$WORK/no-upstream.conf"
 on() {
   local host=$1; shift
   printf '%s[%s]$ cnitool %s%s\n' "$bold" "${host%%-$TAG}" "$*" "$off"
   nsenter --net=/var/run/netns/"$host" env \
     NETCONFPATH="$WORK/$host/net.d" CNI_CACHE_DIR="$WORK/$host/cache" \
     CNI_IPAM_DATA_DIR="$WORK/$host/ipam" CNI_PATH="$BIN" \
+    CNI_RS_DNS_DIR="$WORK/$host/dns" CNI_RS_DNS_RESOLV_CONF="$WORK/no-upstream.conf" \
     "$BIN/cnitool" "$@"
 }
 
@@ -73,10 +84,10 @@ on $HOST_A network create --subnet 10.1.0.0/24 frontend
 on $HOST_A network create --subnet 10.2.0.0/24 --label tier=data backend
 on $HOST_A network ls --filter type=custom
 
-say "Sandboxes (a container's network namespace), connected: web on frontend, db on backend, api on both."
+say "Sandboxes (a container's network namespace), connected: web on frontend, db on backend, api on both; web and api share the alias 'app'."
 for s in web api db; do on $HOST_A sandbox create $s; done
-on $HOST_A network connect frontend web
-on $HOST_A network connect --alias api frontend api
+on $HOST_A network connect --alias app frontend web
+on $HOST_A network connect --alias app frontend api
 on $HOST_A network connect backend api
 on $HOST_A network connect --ip 10.2.0.50 backend db
 on $HOST_A sandbox ls
@@ -89,6 +100,17 @@ show "ip netns exec api ping -c1 -W1 10.2.0.50 | sed -n 2p"
 
 say "Across networks they do not (Docker's isolation): web cannot reach db."
 show "ip netns exec web ping -c1 -W1 10.2.0.50 | tail -2"
+
+say "Containers find each other by name, as with Docker's embedded DNS: a resolver at 127.0.0.11 in each sandbox."
+show "cat /etc/netns/web/resolv.conf"
+show "ip netns exec web ping -c1 -W1 api | sed -n 1,2p"
+
+say "Names are per network too: web (frontend) cannot resolve db (backend); api, on both, can."
+show "ip netns exec web ping -c1 -W1 db"
+show "ip netns exec api ping -c1 -W1 db | sed -n 1,2p"
+
+say "An alias shared by two sandboxes: every answer holds both, in a new order each time (DNS round robin)."
+show "for i in 1 2 3 4 5 6; do ip netns exec api dig +short app | paste -sd' '; done"
 
 say "A sandbox on the 'none' network has only loopback; 'host' needs no attachment."
 on $HOST_A sandbox create lonely
@@ -125,3 +147,9 @@ on $HOST_B network prune
 on $HOST_A network ls
 show "ip -n $HOST_A -br link"
 show "ip netns exec $HOST_A nft list ruleset | wc -l"
+
+say "With the last name gone, each host's resolver exits after its idle delay."
+for h in $HOST_A $HOST_B; do
+  for _ in $(seq 50); do [ -S "$WORK/$h/dns/daemon.sock" ] || break; sleep 0.1; done
+  if [ -S "$WORK/$h/dns/daemon.sock" ]; then echo "resolver of ${h%-$TAG}: still running"; else echo "resolver of ${h%-$TAG}: gone"; fi
+done

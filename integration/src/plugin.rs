@@ -34,6 +34,8 @@ pub struct Invocation {
     env: BTreeMap<String, String>,
     stdin: Vec<u8>,
     host: Option<PathBuf>,
+    /// A mount namespace to join first, open for as long as the call lives.
+    mount_ns: Option<std::sync::Arc<std::fs::File>>,
     timeout: Option<Duration>,
 }
 
@@ -45,6 +47,7 @@ impl Invocation {
             env: BTreeMap::new(),
             stdin: Vec::new(),
             host: None,
+            mount_ns: None,
             timeout: Some(DEFAULT_TIMEOUT),
         }
     }
@@ -146,6 +149,14 @@ impl Invocation {
         self
     }
 
+    /// Also join the mount namespace open as `ns` (before the network one):
+    /// for a plugin that hard-codes the machine's paths, run where those
+    /// paths are private.
+    pub fn in_mount_ns(mut self, ns: std::sync::Arc<std::fs::File>) -> Self {
+        self.mount_ns = Some(ns);
+        self
+    }
+
     /// Kill the plugin after this long (default 60 s; `None`: never).
     pub fn timeout(mut self, t: Option<Duration>) -> Self {
         self.timeout = t;
@@ -165,6 +176,9 @@ impl Invocation {
             cmd.env("CNI_LOG_LEVEL", level);
         }
         cmd.envs(&self.env);
+        if let Some(m) = &self.mount_ns {
+            proc::enter_ns_before_exec(&mut cmd, proc::raw(m), libc::CLONE_NEWNS);
+        }
         let file = match &self.host {
             Some(p) => {
                 let f = std::fs::File::open(p)?;

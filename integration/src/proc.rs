@@ -41,11 +41,17 @@ fn memfd(name: &str) -> std::io::Result<File> {
 /// Arrange for `cmd` to join the network namespace open at `netns_fd` in the
 /// child, between fork and exec. The fd must stay open until spawn returns.
 pub fn enter_netns_before_exec(cmd: &mut Command, netns_fd: RawFd) {
+    enter_ns_before_exec(cmd, netns_fd, libc::CLONE_NEWNET);
+}
+
+/// Like `enter_netns_before_exec`, for any namespace type (`CLONE_NEWNS`:
+/// a mount namespace, for a program that hard-codes machine paths).
+pub fn enter_ns_before_exec(cmd: &mut Command, ns_fd: RawFd, nstype: libc::c_int) {
     // SAFETY: setns is async-signal-safe (a plain syscall) and touches only
-    // the child; the closure captures a plain integer.
+    // the child; the closure captures plain integers.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::setns(netns_fd, libc::CLONE_NEWNET) != 0 {
+            if libc::setns(ns_fd, nstype) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

@@ -261,3 +261,141 @@ fn root_podman_cni_backend_runs_two_containers_on_our_bridge_and_network_rm_leav
     drop(p);
     machine.assert_unchanged();
 }
+
+/// The conflist podman wrote for `net`, and its plugin types in order.
+fn podman_conflist(conf_dir: &Path, net: &str) -> (Value, Vec<String>) {
+    let path = conf_dir.join(format!("{net}.conflist"));
+    let list: Value = serde_json::from_slice(
+        &std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("podman did not write {}: {e}", path.display())),
+    )
+    .unwrap();
+    let types = list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["type"].as_str().map(str::to_string))
+        .collect();
+    (list, types)
+}
+
+#[test]
+fn root_podman_chains_our_dnsname_by_itself_and_a_network_alias_resolves_and_answers() {
+    require_root();
+    let machine = Machine::snapshot();
+    need("/usr/bin/podman", "podman");
+    need("/usr/sbin/runc", "runc");
+    need("/usr/bin/conmon", "conmon");
+    for p in ["portmap", "firewall", "tuning"] {
+        integration::reference_binary(p);
+    }
+
+    let host = FakeHost::new("podmandns");
+    let dir = TempDir::new("podmandns");
+    let conf_dir = dir.join("net.d");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    let spy_log = dir.join("calls.log");
+    // dnsname on podman's plugin path is what makes podman chain it; the
+    // daemon it starts is found beside the real binary. The sandbox's /run
+    // is a private tmpfs, so the daemon's default /run/cni-rs/dns is the
+    // test's own (podman hands plugins no environment of ours).
+    let bin_dir = spy_plugin_dir(
+        &dir.join("bin"),
+        &[
+            ("bridge", Binary::Ours),
+            ("host-local", Binary::Ours),
+            ("dnsname", Binary::Ours),
+        ],
+        &spy_log,
+    );
+    let rootfs = common::busybox_rootfs(dir.path());
+    let tar = dir.join("rootfs.tar");
+    ok(Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("."));
+
+    let p = Podman::new(&host, &dir, &conf_dir, &bin_dir);
+    assert_eq!(
+        p.ok(&["info", "--format", "{{.Host.NetworkBackend}}"]),
+        "cni"
+    );
+    p.ok(&["import", tar.to_str().unwrap(), IMAGE]);
+
+    let net = unique_id("pdns").replace('-', "");
+    p.ok(&["network", "create", "--subnet", "10.91.0.0/24", &net]);
+    let (conflist, types) = podman_conflist(&conf_dir, &net);
+    assert_eq!(
+        types,
+        ["bridge", "portmap", "firewall", "tuning", "dnsname"],
+        "podman did not chain dnsname: {conflist}"
+    );
+    let dns = conflist["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["type"] == "dnsname")
+        .unwrap();
+    assert_eq!(dns["domainName"], "dns.podman", "{conflist}");
+    assert_eq!(dns["capabilities"]["aliases"], true, "{conflist}");
+
+    let (server, client) = (unique_id("pweb"), unique_id("pcli"));
+    let parent = format!("/{}", cgroup_parent());
+    for (c, alias) in [(&server, Some("web")), (&client, None)] {
+        let mut args = vec!["run", "-d", "--name", c, "--cgroup-parent", &parent];
+        args.extend(["--network", &net]);
+        if let Some(a) = alias {
+            args.extend(["--network-alias", a]);
+        }
+        args.extend([IMAGE, "sleep", "600"]);
+        p.ok(&args);
+    }
+    let server_ip = p.ok(&[
+        "inspect",
+        "-f",
+        &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"),
+        &server,
+    ]);
+    assert!(server_ip.starts_with("10.91.0."), "{server_ip}");
+
+    // podman writes the container's resolv.conf from the result's dns.
+    let resolv = p.ok(&["exec", &client, "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 127.0.0.11"), "{resolv}");
+    assert!(resolv.contains("dns.podman"), "{resolv}");
+    // The alias and the container name resolve to the server's address,
+    // bare and with the domain, and the alias answers a ping.
+    for name in ["web", "web.dns.podman", server.as_str()] {
+        let out = p.ok(&["exec", &client, "nslookup", name]);
+        assert!(
+            out.contains(&format!("Address: {server_ip}")),
+            "nslookup {name}:\n{out}"
+        );
+    }
+    let ping = p.ok(&["exec", &client, "ping", "-c1", "-W5", "web"]);
+    assert!(ping.contains(&format!("bytes from {server_ip}")), "{ping}");
+    // A name nobody has is unknown, not somebody else's.
+    let out = p.run(&["exec", &client, "nslookup", "nobody.dns.podman"]);
+    assert!(!out.status.success(), "nobody.dns.podman resolved");
+
+    p.ok(&["rm", "-f", "-t", "0", &server, &client]);
+    p.ok(&["network", "rm", &net]);
+    let calls = spy_calls(&spy_log);
+    let of = |cmd: &str| {
+        calls
+            .iter()
+            .filter(|x| x.plugin == "dnsname" && x.command == cmd)
+            .count()
+    };
+    assert_eq!((of("ADD"), of("DEL")), (2, 2), "{calls:#?}");
+    assert!(calls.iter().all(|c| c.status == 0), "{calls:#?}");
+    // DEL took every record away: nothing for the daemon to serve.
+    let records =
+        ok(p.sandbox
+            .command("find")
+            .args(["/run/cni-rs/dns/records", "-name", "*.json"]));
+    assert_eq!(records.trim(), "", "records left behind");
+    drop(p);
+    machine.assert_unchanged();
+}

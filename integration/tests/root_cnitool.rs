@@ -36,6 +36,10 @@ impl Cli {
             .env("CNI_CACHE_DIR", self.dir.join("cache"))
             .env("CNI_IPAM_DATA_DIR", self.dir.join("ipam"))
             .env("CNI_PATH", format!("{}:/usr/lib/cni", bin_dir.display()))
+            // The resolver dnsname starts keeps its state here (and exits
+            // when the folder goes); no upstream: nothing leaves the host.
+            .env("CNI_RS_DNS_DIR", self.dir.join("dns"))
+            .env("CNI_RS_DNS_RESOLV_CONF", self.dir.join("no-upstream.conf"))
             .output()
             .expect("spawn cnitool")
     }
@@ -44,7 +48,8 @@ impl Cli {
         let out = self.run(args);
         assert!(
             out.status.success(),
-            "cnitool {args:?} failed:\nstdout: {}\nstderr: {}",
+            "cnitool {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -74,6 +79,8 @@ impl Drop for Cli {
     fn drop(&mut self) {
         for s in self.sandboxes.borrow().iter() {
             let _ = Command::new("ip").args(["netns", "del", s]).output();
+            // `ip netns exec`'s real folder: our names are unique per test.
+            let _ = std::fs::remove_dir_all(format!("/etc/netns/{s}"));
         }
     }
 }
@@ -583,4 +590,184 @@ fn root_cnitool_remote_driver_ptp_connects_a_sandbox() {
         !c.dir.join("ipam/p2p").exists(),
         "the network's lease dir is gone"
     );
+}
+
+/// `ip netns exec <sandbox> <cmd>`: the sandbox's /etc/netns files mounted
+/// over /etc, as a user would run it.
+fn in_sandbox(sb: &str, cmd: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", sb])
+        .args(cmd)
+        .output()
+        .expect("spawn ip netns exec")
+}
+
+/// The address `ping -c1 NAME` resolved NAME to and whether it answered.
+fn ping_name(sb: &str, name: &str) -> (Option<String>, bool) {
+    let out = in_sandbox(sb, &["ping", "-c1", "-W2", name]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "PING api (10.61.0.2) 56(84) bytes of data."
+    let addr = text
+        .lines()
+        .next()
+        .and_then(|l| l.split_once('(')?.1.split_once(')'))
+        .map(|(a, _)| a.to_string());
+    (addr, out.status.success())
+}
+
+fn conflist_types(c: &Cli, net: &str) -> Value {
+    let path = c.dir.join("net.d").join(format!("{net}.conflist"));
+    let list: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    list["plugins"].clone()
+}
+
+#[test]
+fn root_cnitool_networks_chain_dnsname_unless_told_not_and_internal_ones_do_not_forward() {
+    let c = Cli::new("dnsconf");
+    c.ok(&["network", "create", "--subnet", "10.63.0.0/24", "Web-Net"]);
+    let p = conflist_types(&c, "Web-Net");
+    assert_eq!(p[1]["type"], "dnsname", "{p}");
+    assert_eq!(p[1]["domainName"], "web-net", "the network's name: {p}");
+    assert_eq!(p[1]["capabilities"]["aliases"], true, "{p}");
+    assert!(p[1].get("forward").is_none(), "{p}");
+
+    c.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.63.1.0/24",
+        "sec",
+    ]);
+    assert_eq!(conflist_types(&c, "sec")[1]["forward"], false);
+
+    for (i, off) in ["dns=false", "com.docker.network.enable_dns=0"]
+        .iter()
+        .enumerate()
+    {
+        let name = format!("quiet{i}");
+        let subnet = format!("10.63.{}.0/24", 10 + i);
+        c.ok(&["network", "create", "--subnet", &subnet, "-o", off, &name]);
+        let p = conflist_types(&c, &name);
+        assert_eq!(p.as_array().unwrap().len(), 1, "{off}: {p}");
+        assert_eq!(p[0]["type"], "bridge");
+    }
+    let err = c.fails(&["network", "create", "-o", "dns=maybe", "bad"]);
+    assert!(err.contains("must be true or false"), "{err}");
+    // The pre-created bridge resolves no names, as Docker's default bridge.
+    let out = c.ok(&["network", "inspect", "bridge"]);
+    assert!(!out.contains("dnsname"), "{out}");
+}
+
+#[test]
+fn root_cnitool_sandboxes_find_each_other_by_name_and_alias_only_within_their_network() {
+    let c = Cli::new("dnsnames");
+    c.ok(&["network", "create", "--subnet", "10.61.0.0/24", "front"]);
+    c.ok(&["network", "create", "--subnet", "10.62.0.0/24", "back"]);
+    let (s1, s2, s3, s4) = (
+        c.sandbox("one"),
+        c.sandbox("two"),
+        c.sandbox("three"),
+        c.sandbox("four"),
+    );
+    c.ok(&["network", "connect", "--alias", "api", "front", &s1]);
+    c.ok(&["network", "connect", "front", &s2]);
+    c.ok(&["network", "connect", "--alias", "api", "front", &s3]);
+    c.ok(&["network", "connect", "--alias", "db", "back", &s4]);
+
+    // Each sandbox's resolv.conf, where `ip netns exec` mounts it from.
+    let resolv = std::fs::read_to_string(format!("/etc/netns/{s2}/resolv.conf")).unwrap();
+    assert!(resolv.contains("nameserver 127.0.0.11\n"), "{resolv}");
+    assert!(resolv.contains("search front"), "{resolv}");
+
+    // inspect shows each endpoint's names: the sandbox name, then aliases.
+    let inspect: Value = serde_json::from_str(&c.ok(&["network", "inspect", "front"])).unwrap();
+    let names = &inspect[0]["Containers"][&s1]["DNSNames"];
+    assert_eq!(names, &serde_json::json!([s1, "api"]), "{inspect}");
+    assert_eq!(
+        inspect[0]["Containers"][&s2]["DNSNames"],
+        serde_json::json!([s2])
+    );
+
+    // Two sandboxes ping each other by name.
+    let ip_of = |sb: &str| {
+        inspect[0]["Containers"][sb]["IPv4Address"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(ping_name(&s2, &s1), (Some(ip_of(&s1)), true));
+    assert_eq!(ping_name(&s1, &s2), (Some(ip_of(&s2)), true));
+    assert_eq!(
+        ping_name(&s1, &format!("{s2}.front")),
+        (Some(ip_of(&s2)), true)
+    );
+
+    // The shared alias answers with both addresses, in a new order per
+    // answer (glibc then sorts them for ping, so ask with dig), and each
+    // of them answers a ping.
+    let want: std::collections::BTreeSet<String> = [ip_of(&s1), ip_of(&s3)].into();
+    let mut firsts = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        let out = in_sandbox(&s2, &["dig", "+short", "+time=2", "api"]);
+        let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            lines
+                .iter()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>(),
+            want
+        );
+        firsts.insert(lines[0].clone());
+        if firsts.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        firsts, want,
+        "the shared alias api always answers in one order"
+    );
+    for ip in &want {
+        assert!(in_sandbox(&s2, &["ping", "-c1", "-W2", ip])
+            .status
+            .success());
+    }
+
+    // Names of another network do not resolve, either way.
+    assert_eq!(ping_name(&s4, &s1), (None, false));
+    assert_eq!(ping_name(&s4, "api"), (None, false));
+    assert_eq!(ping_name(&s2, "db"), (None, false));
+    assert!(ping_name(&s4, "db").1, "db on its own network");
+
+    // sandbox rm takes the resolv.conf and its folder with it.
+    c.ok(&["sandbox", "rm", &s1, &s2, &s3, &s4]);
+    for sb in [&s1, &s2, &s3, &s4] {
+        let dir = format!("/etc/netns/{sb}");
+        assert!(!std::path::Path::new(&dir).exists(), "{dir} left");
+    }
+    let records = c.dir.join("dns/records");
+    let left: Vec<_> = walk_files(&records);
+    assert!(left.is_empty(), "records left: {left:?}");
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .flat_map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                walk_files(&p)
+            } else {
+                vec![p]
+            }
+        })
+        .collect()
 }

@@ -1,5 +1,5 @@
 //! `just demo` (integration/demo/demo.sh) runs clean and leaves nothing
-//! behind: no namespace, no temporary folder.
+//! behind: no namespace, no temporary folder, no resolver, no resolv.conf.
 
 use std::process::Command;
 
@@ -31,12 +31,32 @@ fn root_demo_runs_clean_and_leaves_nothing() {
         "has active endpoints",
         "pre-defined network and cannot be removed",
         "Deleted Networks:",
+        // Names: by name within a network, not across, a shared alias.
+        "PING api.frontend (10.1.0.3)",
+        "ping: db: ",
+        "PING db (10.2.0.50)",
+        "resolver of demo-host-a: gone",
+        "resolver of demo-host-b: gone",
     ] {
         assert!(
             stdout.contains(want),
             "demo output lacks {want:?}:\n{stdout}"
         );
     }
+    let both = ["10.1.0.2 10.1.0.3", "10.1.0.3 10.1.0.2"];
+    assert!(
+        stdout.lines().any(|l| both.contains(&l.trim())),
+        "the shared alias did not answer with both:\n{stdout}"
+    );
+    for s in ["web", "api", "db", "printer", "ovl-a", "ovl-b"] {
+        let dir = format!("/etc/netns/{s}");
+        assert!(!std::path::Path::new(&dir).exists(), "{dir} left behind");
+    }
+    assert_eq!(
+        demo_resolvers(),
+        Vec::<u32>::new(),
+        "resolvers left running"
+    );
     let after = namespaces();
     let left: Vec<_> = after.iter().filter(|n| !before.contains(n)).collect();
     assert!(left.is_empty(), "namespaces left behind: {left:?}");
@@ -50,4 +70,25 @@ fn namespaces() -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Our cni-rs-daemon processes serving a demo folder (/tmp/cni-demo.*).
+fn demo_resolvers() -> Vec<u32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+            // This workspace's daemon: other checkouts may run demos too.
+            if !exe.starts_with(paths::workspace_root()) || !exe.ends_with("cni-rs-daemon") {
+                return None;
+            }
+            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            env.split(|b| *b == 0)
+                .any(|kv| kv.starts_with(b"CNI_RS_DNS_DIR=/tmp/cni-demo."))
+                .then_some(pid)
+        })
+        .collect()
 }

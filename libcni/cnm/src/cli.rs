@@ -31,6 +31,11 @@ impl Settings {
             data_dir: std::env::var_os("CNI_IPAM_DATA_DIR")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
+            dns_available: self
+                .cni
+                .path
+                .iter()
+                .any(|d| d.join(super::drivers::DNS_PLUGIN).is_file()),
         }
     }
 }
@@ -74,6 +79,7 @@ pub struct CreateArgs {
     #[arg(long = "aux-address", value_name = "NAME=IP")]
     pub aux_address: Vec<String>,
     /// No masquerading and no default route: no way out of the network
+    /// (its names resolve, other names are not forwarded)
     #[arg(long)]
     pub internal: bool,
     /// Enable IPv6 (needed for an IPv6 --subnet)
@@ -82,7 +88,8 @@ pub struct CreateArgs {
     /// Accepted for Docker compatibility: every network is attachable
     #[arg(long)]
     pub attachable: bool,
-    /// Driver option (for a CNI plugin driver, a key of its config)
+    /// Driver option (for a CNI plugin driver, a key of its config);
+    /// `dns=false` turns name resolution between containers off
     #[arg(short = 'o', long = "opt", value_name = "KEY=VALUE")]
     pub opt: Vec<String>,
     /// Metadata on the network
@@ -146,7 +153,7 @@ pub struct ConnectArgs {
     /// IPv6 address for the endpoint
     #[arg(long, value_name = "IP")]
     pub ip6: Option<String>,
-    /// Network-scoped alias of the sandbox
+    /// Network-scoped alias of the sandbox: another name it resolves as
     #[arg(long)]
     pub alias: Vec<String>,
     pub network: String,
@@ -447,6 +454,10 @@ fn inspect_json(e: &Entry, eps: &[Endpoint]) -> Value {
             if !ep.aliases.is_empty() {
                 c["Aliases"] = json!(ep.aliases);
             }
+            let names = ep.dns_names();
+            if !names.is_empty() {
+                c["DNSNames"] = json!(names);
+            }
             (ep.container_id.clone(), c)
         })
         .collect();
@@ -600,13 +611,14 @@ fn connect(a: &ConnectArgs, s: &Settings) -> Result<()> {
     };
     let e = s.registry().find(&a.network)?;
     let sb = Sandbox::resolve(&a.sandbox)?;
-    if endpoints::connect(&s.cni, &e, &sb, &opts)?.is_none() {
+    let Some(result) = endpoints::connect(&s.cni, &e, &sb, &opts)? else {
         println!(
             "network host: sandbox {} needs no attachment; a container on the host network uses the host's own namespace",
             sb.name
         );
-    }
-    Ok(())
+        return Ok(());
+    };
+    super::resolv::write_first(&sb, &result)
 }
 
 fn disconnect(a: &DisconnectArgs, s: &Settings) -> Result<()> {
@@ -643,6 +655,7 @@ pub fn sandbox(cmd: SandboxCmd, s: &Settings) -> Result<()> {
                 let sb = Sandbox::resolve(name)?;
                 errs.check(endpoints::disconnect_all(&s.cni, &sb, &nets));
                 errs.check(endpoints::delete_sandbox(&sb, s.cni.cache.root()));
+                errs.check(super::resolv::remove(&sb));
             }
             errs.into_result()
         }

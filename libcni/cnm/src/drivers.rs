@@ -29,6 +29,13 @@ const OPT_PEERS: &[&str] = &["peers"];
 const OPT_PORT: &[&str] = &["port", "com.docker.network.driver.overlay.port"];
 const OPT_UNDERLAY: &[&str] = &["underlay", "underlayDevice"];
 const OPT_LOCAL_IP: &[&str] = &["localIP", "local_ip"];
+/// Name resolution between the network's containers (the `dnsname` plugin
+/// chained after the main one); `-o dns=false` turns it off.
+pub const OPT_DNS: &[&str] = &["dns", "com.docker.network.enable_dns"];
+
+/// The plugin that makes container names resolvable, chained when it is
+/// on CNI_PATH at `network create` (podman does the same).
+pub const DNS_PLUGIN: &str = "dnsname";
 
 /// Keys a remote driver's `-o` may not set: the runtime owns them.
 const RESERVED_KEYS: &[&str] = &[
@@ -45,6 +52,9 @@ const RESERVED_KEYS: &[&str] = &[
 /// Docker refuses unknown driver options for most drivers.
 fn known_options(d: &Driver) -> Vec<&'static str> {
     let mut k: Vec<&'static str> = OPT_MTU.to_vec();
+    if serves_names(d) {
+        k.extend_from_slice(OPT_DNS);
+    }
     match d {
         Driver::Bridge => {
             for o in [OPT_BRIDGE_NAME, OPT_ICC, OPT_MASQ, OPT_ISOLATE] {
@@ -188,8 +198,50 @@ fn ipam(n: &Network, data_dir: Option<&Path>, default_route: bool) -> Value {
     ipam
 }
 
+/// Drivers whose containers get Docker's name resolution: those with
+/// addresses of their own on a user network (not `none`, not remote
+/// plugins, whose chains are the vendor's).
+fn serves_names(d: &Driver) -> bool {
+    matches!(d, Driver::Bridge | Driver::Macvlan | Driver::Overlay)
+}
+
+/// Whether the network chains `dnsname`: on by default for user networks
+/// of the built-in drivers when the plugin is there (`dns_available`), off
+/// with `-o dns=false`; `-o dns=true` without the plugin is refused. The
+/// pre-created `bridge` has none, as Docker's default bridge resolves no
+/// names.
+pub fn wants_dns(n: &Network, dns_available: bool) -> Result<bool> {
+    if n.builtin || !serves_names(&n.driver) {
+        return Ok(false);
+    }
+    match n.option(OPT_DNS) {
+        None => Ok(dns_available),
+        Some(_) if !bool_opt(n, OPT_DNS, true)? => Ok(false),
+        Some(_) if dns_available => Ok(true),
+        Some(_) => Err(Error::invalid_config(format!(
+            "option dns=true needs the {DNS_PLUGIN} plugin on CNI_PATH"
+        ))),
+    }
+}
+
+/// The `dnsname` link: Docker resolves `<container>.<network>` too, so the
+/// network's name is its domain (podman's `dns.podman` when the name is
+/// not a valid domain); `--internal` networks get no upstream forwarding.
+fn dns_plugin(n: &Network) -> Value {
+    let domain = cni_dns::names::normalize(&n.name).unwrap_or_else(|_| "dns.podman".into());
+    let mut p = json!({
+        "type": DNS_PLUGIN,
+        "domainName": domain,
+        "capabilities": {"aliases": true},
+    });
+    if n.internal {
+        p["forward"] = json!(false);
+    }
+    p
+}
+
 /// The plugins of a network's chain.
-pub fn plugins(n: &Network, data_dir: Option<&Path>) -> Result<Vec<Value>> {
+pub fn plugins(n: &Network, data_dir: Option<&Path>, dns_available: bool) -> Result<Vec<Value>> {
     check_options(n)?;
     let mtu = num_opt(n, OPT_MTU, "MTU number", MTU_RANGE)?;
     let caps = json!({"ips": true, "mac": true});
@@ -277,7 +329,11 @@ pub fn plugins(n: &Network, data_dir: Option<&Path>) -> Result<Vec<Value>> {
     if let (Some(m), Value::Object(o)) = (mtu, &mut main) {
         o.insert("mtu".into(), json!(m));
     }
-    Ok(vec![main])
+    let mut chain = vec![main];
+    if wants_dns(n, dns_available)? {
+        chain.push(dns_plugin(n));
+    }
+    Ok(chain)
 }
 
 /// The list's version and versions: ours, or for a remote driver the
@@ -303,7 +359,7 @@ fn version_key(v: &str) -> Vec<u64> {
 }
 
 /// The whole conflist, with the CNM description under `cnm`.
-pub fn conflist(n: &Network, data_dir: Option<&Path>) -> Result<Value> {
+pub fn conflist(n: &Network, data_dir: Option<&Path>, dns_available: bool) -> Result<Value> {
     let mut cnm = serde_json::to_value(n).map_err(|e| Error::internal(e.to_string()))?;
     if let Value::Object(o) = &mut cnm {
         o.insert("id".into(), json!(n.id()));
@@ -314,7 +370,10 @@ pub fn conflist(n: &Network, data_dir: Option<&Path>) -> Result<Value> {
     list.insert("cniVersions".into(), json!(versions));
     list.insert("name".into(), json!(n.name));
     list.insert("cnm".into(), cnm);
-    list.insert("plugins".into(), Value::Array(plugins(n, data_dir)?));
+    list.insert(
+        "plugins".into(),
+        Value::Array(plugins(n, data_dir, dns_available)?),
+    );
     Ok(Value::Object(list))
 }
 
@@ -356,7 +415,7 @@ mod tests {
                 ("com.docker.network.driver.mtu", "1400"),
             ],
         );
-        let l = conflist(&n, Some(Path::new("/tmp/ipam"))).unwrap();
+        let l = conflist(&n, Some(Path::new("/tmp/ipam")), false).unwrap();
         let p = &l["plugins"][0];
         assert_eq!(p["type"], "bridge");
         assert_eq!(p["bridge"], "br-test");
@@ -375,14 +434,14 @@ mod tests {
     fn internal_networks_get_no_masquerade_or_default_route() {
         let mut n = net(Driver::Bridge, &[]);
         n.internal = true;
-        let p = &plugins(&n, None).unwrap()[0];
+        let p = &plugins(&n, None, false).unwrap()[0];
         assert_eq!(p["ipMasq"], false);
         assert!(p["ipam"].get("routes").is_none());
     }
 
     #[test]
     fn driver_requirements_and_unknown_options() {
-        assert!(plugins(&net(Driver::Macvlan, &[]), None)
+        assert!(plugins(&net(Driver::Macvlan, &[]), None, false)
             .unwrap_err()
             .msg
             .contains("parent"));
@@ -392,13 +451,14 @@ mod tests {
                 &[("parent", "eth1"), ("macvlan_mode", "private")],
             ),
             None,
+            false,
         )
         .unwrap()[0];
         assert_eq!(
             (m["master"].as_str(), m["mode"].as_str()),
             (Some("eth1"), Some("private"))
         );
-        assert!(plugins(&net(Driver::Overlay, &[]), None)
+        assert!(plugins(&net(Driver::Overlay, &[]), None, false)
             .unwrap_err()
             .msg
             .contains("vni"));
@@ -408,15 +468,16 @@ mod tests {
                 &[("vni", "4097"), ("peers", "192.0.2.1,192.0.2.2")],
             ),
             None,
+            false,
         )
         .unwrap()[0];
         assert_eq!(o["vni"], 4097);
         assert_eq!(o["subnets"][0], "10.9.0.0/24");
         assert_eq!(o["peers"][1], "192.0.2.2");
-        let e = plugins(&net(Driver::Bridge, &[("bogus", "1")]), None).unwrap_err();
+        let e = plugins(&net(Driver::Bridge, &[("bogus", "1")]), None, false).unwrap_err();
         assert!(e.msg.contains("bogus"));
         assert_eq!(
-            plugins(&net(Driver::Null, &[]), None).unwrap()[0]["type"],
+            plugins(&net(Driver::Null, &[]), None, false).unwrap()[0]["type"],
             "loopback"
         );
     }
@@ -470,7 +531,7 @@ mod tests {
             ),
         ];
         for (d, opts, want) in cases {
-            let e = plugins(&net(d.clone(), opts), None).unwrap_err();
+            let e = plugins(&net(d.clone(), opts), None, false).unwrap_err();
             assert!(e.msg.starts_with(want), "{opts:?}: {}", e.msg);
             assert_eq!(e.code, 7);
         }
@@ -480,11 +541,67 @@ mod tests {
                 &[("mtu", "68"), ("bridge", "br-fifteen-char")],
             ),
             None,
+            false,
         )
         .unwrap()[0];
         assert_eq!(
             (ok["mtu"].as_u64(), ok["bridge"].as_str()),
             (Some(68), Some("br-fifteen-char"))
+        );
+    }
+
+    #[test]
+    fn user_networks_chain_dnsname_when_it_is_there_unless_told_not() {
+        let types = |n: &Network, available: bool| -> Vec<String> {
+            plugins(n, None, available)
+                .unwrap()
+                .iter()
+                .map(|p| p["type"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let mut n = net(Driver::Bridge, &[]);
+        assert_eq!(types(&n, true), ["bridge", "dnsname"]);
+        assert_eq!(types(&n, false), ["bridge"], "no plugin on CNI_PATH");
+        let dns = &plugins(&n, None, true).unwrap()[1];
+        assert_eq!(dns["domainName"], "n1");
+        assert_eq!(dns["capabilities"]["aliases"], true);
+        assert!(dns.get("forward").is_none());
+        n.internal = true;
+        assert_eq!(plugins(&n, None, true).unwrap()[1]["forward"], false);
+        n.name = "Not A Domain".into();
+        assert_eq!(
+            plugins(&n, None, true).unwrap()[1]["domainName"],
+            "dns.podman"
+        );
+        for d in [Driver::Macvlan, Driver::Overlay] {
+            let opts: &[(&str, &str)] = &[("parent", "eth0"), ("vni", "5")];
+            let opts = if d == Driver::Macvlan {
+                &opts[..1]
+            } else {
+                &opts[1..]
+            };
+            assert_eq!(types(&net(d, opts), true).last().unwrap(), "dnsname");
+        }
+        assert_eq!(
+            types(&net(Driver::Bridge, &[("dns", "false")]), true),
+            ["bridge"]
+        );
+        assert_eq!(
+            types(
+                &net(Driver::Bridge, &[("com.docker.network.enable_dns", "0")]),
+                true
+            ),
+            ["bridge"]
+        );
+        let e = plugins(&net(Driver::Bridge, &[("dns", "true")]), None, false).unwrap_err();
+        assert!(e.msg.contains("needs the dnsname plugin"), "{}", e.msg);
+        assert_eq!(types(&net(Driver::Null, &[]), true), ["loopback"]);
+        let mut builtin = net(Driver::Bridge, &[]);
+        builtin.builtin = true;
+        assert_eq!(
+            types(&builtin, true),
+            ["bridge"],
+            "Docker's default bridge has no DNS"
         );
     }
 
@@ -507,7 +624,7 @@ mod tests {
                 ("list", "[1,2]"),
             ],
         );
-        let l = conflist(&n, Some(Path::new("/tmp/ipam"))).unwrap();
+        let l = conflist(&n, Some(Path::new("/tmp/ipam")), false).unwrap();
         assert_eq!(l["cniVersion"], "1.0.0", "no newer than the plugin speaks");
         assert_eq!(l["cniVersions"], json!(["0.4.0", "1.0.0"]));
         assert_eq!(l["cnm"]["driver"], "ptp");
@@ -523,14 +640,14 @@ mod tests {
         assert_eq!(p["ipam"]["ranges"][0][0]["gateway"], "10.9.0.1");
         assert_eq!(p["ipam"]["dataDir"], "/tmp/ipam");
         for key in ["type", "ipam", "cniVersion"] {
-            let e = plugins(&net(remote("ptp", &[]), &[(key, "x")]), None).unwrap_err();
+            let e = plugins(&net(remote("ptp", &[]), &[(key, "x")]), None, false).unwrap_err();
             assert!(e.msg.contains("cannot be set"), "{key}: {}", e.msg);
         }
-        let e = plugins(&net(remote("ptp", &[]), &[("mtu", "1")]), None).unwrap_err();
+        let e = plugins(&net(remote("ptp", &[]), &[("mtu", "1")]), None, false).unwrap_err();
         assert!(e.msg.starts_with("invalid MTU number"), "{}", e.msg);
         // Read back from a conflist, the list's own versions apply.
         assert_eq!(
-            conflist(&net(remote("ptp", &[]), &[]), None).unwrap()["cniVersion"],
+            conflist(&net(remote("ptp", &[]), &[]), None, false).unwrap()["cniVersion"],
             CONF_VERSION
         );
     }

@@ -57,7 +57,13 @@ pub struct Endpoint {
     pub ipv4: Option<String>,
     pub ipv6: Option<String>,
     pub aliases: Vec<String>,
+    /// The container name handed to the chain (`K8S_POD_NAME`).
+    pub name: Option<String>,
 }
+
+/// The CNI_ARGS key that carries the container name, as podman and
+/// Kubernetes runtimes pass it; `dnsname` registers it as a name.
+pub const NAME_ARG: &str = "K8S_POD_NAME";
 
 impl Endpoint {
     fn from_cache(c: &CachedAttachment) -> Endpoint {
@@ -79,16 +85,24 @@ impl Endpoint {
                 slot.get_or_insert_with(|| ip.address.to_string());
             }
         }
-        let aliases = c
-            .capability_args
-            .get("aliases")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // The `aliases` capability is podman's map, network -> aliases;
+        // endpoints cached before it was were a plain list.
+        let aliases = match c.capability_args.get("aliases") {
+            Some(Value::Object(m)) => m.get(&c.network),
+            other => other,
+        }
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+        let name = c
+            .cni_args
+            .iter()
+            .find(|(k, _)| k == NAME_ARG)
+            .map(|(_, v)| v.clone());
         Endpoint {
             network: c.network.clone(),
             container_id: c.container_id.clone(),
@@ -98,7 +112,14 @@ impl Endpoint {
             ipv4,
             ipv6,
             aliases,
+            name,
         }
+    }
+
+    /// The names other containers of the network resolve it by: its
+    /// container name, then its aliases.
+    pub fn dns_names(&self) -> Vec<String> {
+        self.name.iter().chain(&self.aliases).cloned().collect()
     }
 
     /// A stable endpoint ID: sha256 of network/container/ifname.
@@ -191,7 +212,8 @@ pub fn connect(
         caps.insert("ips".into(), json!(ips));
     }
     if !opts.aliases.is_empty() {
-        caps.insert("aliases".into(), json!(opts.aliases));
+        // podman's shape: aliases per network name.
+        caps.insert("aliases".into(), json!({ net.name.clone(): opts.aliases }));
     }
     // The none network is loopback only: always `lo`.
     let none = net
@@ -218,10 +240,19 @@ pub fn connect(
         } else {
             free_ifname(cni, sandbox)?
         },
-        args: Vec::new(),
+        args: name_args(sandbox),
         capability_args: caps,
     };
     cni.add(&list, &rt).map(Some)
+}
+
+/// The sandbox's name as its container name, when it is a valid DNS name
+/// (a sandbox named `web` answers to `web`, as a Docker container does).
+fn name_args(sandbox: &Sandbox) -> Vec<(String, String)> {
+    match cni_dns::names::normalize(&sandbox.name) {
+        Ok(_) => vec![(NAME_ARG.to_string(), sandbox.name.clone())],
+        Err(_) => Vec::new(),
+    }
 }
 
 /// The chain with every IPAM default route (`0.0.0.0/0`, `::/0`) removed.
@@ -432,8 +463,11 @@ mod tests {
             ifname: "eth0".into(),
             network: "n1".into(),
             netns: "/var/run/netns/c1".into(),
-            cni_args: vec![],
-            capability_args: json!({"aliases": ["web"]}).as_object().unwrap().clone(),
+            cni_args: vec![(NAME_ARG.into(), "c1".into())],
+            capability_args: json!({"aliases": {"n1": ["web"]}})
+                .as_object()
+                .unwrap()
+                .clone(),
             result: Some(json!({
                 "cniVersion": "1.0.0",
                 "interfaces": [{"name": "br0", "mac": "aa:00:00:00:00:01"},
@@ -446,6 +480,7 @@ mod tests {
         assert_eq!(e.ipv4.as_deref(), Some("10.0.0.2/24"));
         assert_eq!(e.ipv6.as_deref(), Some("fd00::2/64"));
         assert_eq!(e.aliases, vec!["web"]);
+        assert_eq!(e.dns_names(), vec!["c1", "web"]);
         assert_eq!(e.id().len(), 64);
     }
 }

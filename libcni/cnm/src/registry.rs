@@ -79,6 +79,9 @@ pub struct Registry {
     pub conf_dir: PathBuf,
     /// host-local `dataDir` written into new networks (None: its default).
     pub data_dir: Option<PathBuf>,
+    /// `dnsname` is on CNI_PATH: new networks chain it (see
+    /// [`drivers::wants_dns`]).
+    pub dns_available: bool,
 }
 
 impl Registry {
@@ -119,7 +122,7 @@ impl Registry {
         let list = if driver == Driver::Host {
             None
         } else {
-            let v = drivers::conflist(&network, self.data_dir.as_deref())?;
+            let v = drivers::conflist(&network, self.data_dir.as_deref(), false)?;
             let bytes = serde_json::to_vec(&v).map_err(|e| Error::internal(e.to_string()))?;
             Some(LoadedList {
                 list: NetConfList::from_slice(&bytes)?,
@@ -275,7 +278,7 @@ impl Registry {
         if n.created.is_empty() {
             n.created = super::model::now_rfc3339();
         }
-        let value = drivers::conflist(&n, self.data_dir.as_deref())?;
+        let value = drivers::conflist(&n, self.data_dir.as_deref(), self.dns_available)?;
         let bytes =
             serde_json::to_vec_pretty(&value).map_err(|e| Error::internal(e.to_string()))?;
         let path = self.conf_path(&n.name);

@@ -116,10 +116,29 @@ pub fn exec(binary: &Path, command: Command, env: &Env, stdin: &[u8]) -> Result<
     }
 }
 
+/// Run `f` with SIGPIPE ignored, then restore its action. The action is
+/// process-wide; callers that run plugins from several threads keep the
+/// Rust default (ignored), for which this changes nothing.
+fn without_sigpipe<T>(f: impl FnOnce() -> T) -> T {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: installs SIG_IGN, then puts back the action that was there;
+    // no handler function is involved.
+    let previous = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
+    let out = f();
+    if let Ok(p) = previous {
+        // SAFETY: as above, restoring the previous action.
+        let _ = unsafe { signal(Signal::SIGPIPE, p) };
+    }
+    out
+}
+
 fn finish(binary: &Path, mut child: std::process::Child, stdin: &[u8]) -> Result<Vec<u8>> {
     if let Some(mut pipe) = child.stdin.take() {
-        // A plugin that exits without reading stdin closes the pipe: not our error.
-        let _ = pipe.write_all(stdin);
+        // A plugin that exits without reading stdin closes the pipe: not our
+        // error, and not our death either, in a caller that runs with
+        // SIGPIPE's default action (cnitool does, to end quietly under
+        // `| head`): the write must see EPIPE, not the signal.
+        let _ = without_sigpipe(|| pipe.write_all(stdin));
     }
     let out = child
         .wait_with_output()

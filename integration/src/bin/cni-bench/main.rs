@@ -287,6 +287,8 @@ impl Scenario for LoopbackDel {
 }
 
 mod bridge;
+mod dns;
+mod dnsname;
 mod host_local;
 mod macvlan;
 mod portmap;
@@ -302,6 +304,7 @@ fn scenarios(o: &Opts) -> Vec<Box<dyn Scenario>> {
         Box::new(host_local::SequentialAddDel::default()),
         Box::new(macvlan::AddThenDel::default()),
         Box::new(portmap::AddThenDel::default()),
+        Box::new(dnsname::AddThenDel::default()),
         Box::new(vxlan_overlay::AddDel::default()),
         Box::new(vxlan_overlay::Tunnel::default()),
         Box::new(VersionScenario { plugin: "loopback" }),
@@ -544,12 +547,15 @@ fn run() -> Result<()> {
         for s in &all {
             println!("{}", s.name());
         }
+        println!("{}", dns::NAME);
         return Ok(());
     }
     if !integration::is_root() {
         bail!("cni-bench creates network namespaces: run it as root");
     }
-    all.retain(|s| o.only.is_empty() || o.only.iter().any(|f| s.name().contains(f.as_str())));
+    let selected =
+        |name: &str| o.only.is_empty() || o.only.iter().any(|f| name.contains(f.as_str()));
+    all.retain(|s| selected(&s.name()));
 
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpus = std::thread::available_parallelism()
@@ -596,6 +602,9 @@ fn run() -> Result<()> {
         rows.extend(m.rows);
         bars.extend(m.bars);
     }
+    // Resolvers are long-running servers, not plugin processes: their own
+    // report (rates and per-query latencies) follows the table.
+    let dns_selected = selected(dns::NAME);
 
     let w = rows
         .iter()
@@ -645,6 +654,13 @@ fn run() -> Result<()> {
             _ => String::new(),
         };
         println!("{:<16} {:>12} {:>12} {:>8}", p, fmt(a), fmt(b), ratio);
+    }
+
+    if dns_selected {
+        eprintln!("running {} ...", dns::NAME);
+        if let Err(e) = dns::run(&host) {
+            failures.push(format!("{}: {e:#}", dns::NAME));
+        }
     }
 
     if let Some(path) = &o.json {
