@@ -9,3 +9,4 @@ pub mod model;
 pub mod pools;
 pub mod registry;
 pub mod remote;
+pub mod services;
