@@ -143,7 +143,9 @@ pub fn validate_name(name: &str) -> Result<()> {
         return bad(&format!("name \"{name}\" is too long (max 63 characters)"));
     }
     let b = name.as_bytes();
-    let ok = b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+    let ok = b
+        .iter()
+        .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric();
     if !ok {
@@ -201,8 +203,8 @@ pub fn parse_publish(s: &str) -> Result<(Option<u16>, u16, ProtoName)> {
 pub fn new_id() -> Result<String> {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut buf = [0u8; 25];
-    let mut f = std::fs::File::open("/dev/urandom")
-        .map_err(|e| Error::from_io("open /dev/urandom", e))?;
+    let mut f =
+        std::fs::File::open("/dev/urandom").map_err(|e| Error::from_io("open /dev/urandom", e))?;
     std::io::Read::read_exact(&mut f, &mut buf)
         .map_err(|e| Error::from_io("read /dev/urandom", e))?;
     // 252 = 7 * 36: no bias from the modulo for bytes below it; redraw none,
@@ -222,16 +224,34 @@ mod tests {
         for good in ["web", "a", "my_svc-2", &"x".repeat(63)] {
             assert!(validate_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "-web", "web-", "a.b", "a b", "../x", "wéb", &"x".repeat(64)] {
+        for bad in [
+            "",
+            "-web",
+            "web-",
+            "a.b",
+            "a b",
+            "../x",
+            "wéb",
+            &"x".repeat(64),
+        ] {
             let e = validate_name(bad).unwrap_err();
-            assert!(e.msg.starts_with("rpc error: code = InvalidArgument"), "{e}");
+            assert!(
+                e.msg.starts_with("rpc error: code = InvalidArgument"),
+                "{e}"
+            );
         }
     }
 
     #[test]
     fn publish_specs_parse_like_docker() {
-        assert_eq!(parse_publish("8080:80").unwrap(), (Some(8080), 80, ProtoName::Tcp));
-        assert_eq!(parse_publish("53:53/UDP").unwrap(), (Some(53), 53, ProtoName::Udp));
+        assert_eq!(
+            parse_publish("8080:80").unwrap(),
+            (Some(8080), 80, ProtoName::Tcp)
+        );
+        assert_eq!(
+            parse_publish("53:53/UDP").unwrap(),
+            (Some(53), 53, ProtoName::Udp)
+        );
         assert_eq!(parse_publish("80").unwrap(), (None, 80, ProtoName::Tcp));
         for (bad, msg) in [
             ("99999:80", "Invalid hostPort: 99999"),
@@ -253,6 +273,8 @@ mod tests {
         assert!(parse_replicas("1001", "--replicas").is_err());
         let id = new_id().unwrap();
         assert_eq!(id.len(), 25);
-        assert!(id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
     }
 }

@@ -117,10 +117,7 @@ pub fn update(
     for k in &gone {
         store.remove(k).map_err(|e| io("remove", e))?;
     }
-    let changed: Vec<&Record> = new_recs
-        .iter()
-        .filter(|r| !old_recs.contains(r))
-        .collect();
+    let changed: Vec<&Record> = new_recs.iter().filter(|r| !old_recs.contains(r)).collect();
     for r in &changed {
         store.write(r).map_err(|e| io("write", e))?;
     }

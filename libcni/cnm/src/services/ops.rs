@@ -184,17 +184,24 @@ fn build(
         let addr = vip::reserve(&s.cni, list, &vip_owner(&svc.id))?;
         svc.vip = Some(addr.to_string());
         st.write(svc)?;
-        if let (Some(br), Some(a)) = (vip::bridge_of(list), svc.vip_addr()) {
-            vip::add_to_bridge(&br, a)?;
-        }
     }
     for slot in 1..=svc.replicas {
         let t = tasks::start(&s.cni, net, &svc.name, slot)?;
         svc.tasks.push(t);
         st.write(svc)?;
     }
+    place_vip(svc, list)?;
     apply_rules(svc)?;
     names::update(&dns_state(), &s.cni.path, Some(list), None, Some(svc))
+}
+
+/// The VIP on the network's bridge, once the bridge exists (its first
+/// task makes it).
+fn place_vip(svc: &Service, list: &LoadedList) -> Result<()> {
+    match (vip::bridge_of(list), svc.vip_addr()) {
+        (Some(br), Some(a)) => vip::add_to_bridge(&br, a),
+        _ => Ok(()),
+    }
 }
 
 /// Remove everything of a service but its file: rules, names, tasks, the
@@ -203,7 +210,13 @@ fn teardown(svc: &Service, net: Option<&Entry>, s: &Settings) -> Result<()> {
     let mut errs = ErrorList::new();
     errs.check(rules::remove(&svc.id));
     let list = net.and_then(|n| n.list.as_ref());
-    errs.check(names::update(&dns_state(), &s.cni.path, list, Some(svc), None));
+    errs.check(names::update(
+        &dns_state(),
+        &s.cni.path,
+        list,
+        Some(svc),
+        None,
+    ));
     let nets = s.registry().list().unwrap_or_default();
     for t in &svc.tasks {
         errs.check(tasks::stop(&s.cni, t, &nets));
@@ -257,8 +270,15 @@ pub fn scale(key: &str, replicas: u64, s: &Settings) -> Result<Service> {
                 }
             }
         }
+        place_vip(&svc, &list)?;
         apply_rules(&svc)?;
-        names::update(&dns_state(), &s.cni.path, Some(&list), Some(&old), Some(&svc))?;
+        names::update(
+            &dns_state(),
+            &s.cni.path,
+            Some(&list),
+            Some(&old),
+            Some(&svc),
+        )?;
         st.write(&svc)?;
         return match err {
             Some(e) => Err(e),
@@ -267,7 +287,13 @@ pub fn scale(key: &str, replicas: u64, s: &Settings) -> Result<Service> {
     }
     let leaving = svc.tasks.split_off(replicas as usize);
     apply_rules(&svc)?;
-    names::update(&dns_state(), &s.cni.path, Some(&list), Some(&old), Some(&svc))?;
+    names::update(
+        &dns_state(),
+        &s.cni.path,
+        Some(&list),
+        Some(&old),
+        Some(&svc),
+    )?;
     let nets = s.registry().list()?;
     let mut errs = ErrorList::new();
     for t in &leaving {

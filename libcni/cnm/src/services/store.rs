@@ -42,7 +42,12 @@ impl ServiceStore {
     pub fn write(&self, s: &Service) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(s).map_err(|e| Error::internal(e.to_string()))?;
         self.dir()?
-            .write_atomic(&format!("{}.json", s.name), &bytes, 0o600, Durability::Content)
+            .write_atomic(
+                &format!("{}.json", s.name),
+                &bytes,
+                0o600,
+                Durability::Content,
+            )
             .map_err(|e| io_err("write the service", e))
     }
 

@@ -4,6 +4,7 @@
 //! a /32 so the host answers ARP for it and sees the connections to it.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
 
 use ipnetwork::IpNetwork;
 use serde_json::{json, Map, Value};
@@ -61,22 +62,33 @@ fn call_ipam(cni: &CniConfig, list: &LoadedList, owner: &str, cmd: Command) -> R
         "type": holder.get("type").cloned().unwrap_or(Value::Null),
         "ipam": ipam,
     });
+    // IPAM plugins insist on a CNI_NETNS (the skeletons demand it for ADD)
+    // but never open it; the VIP has no namespace: a path that names none.
     let env = Env {
         container_id: owner.to_string(),
-        netns: None,
+        netns: Some(Path::new(crate::endpoints::NETNS_DIR).join(owner)),
         ifname: VIP_IFNAME.into(),
         args: String::new(),
         path: cni.path.clone(),
     };
     let bin = invoke::find_plugin(&kind, &cni.path)?;
-    invoke::exec(&bin, cmd, &env, &serde_json::to_vec(&stdin).unwrap_or_default())
+    invoke::exec(
+        &bin,
+        cmd,
+        &env,
+        &serde_json::to_vec(&stdin).unwrap_or_default(),
+    )
 }
 
 /// Take one IPv4 address of the network for `owner`.
 pub fn reserve(cni: &CniConfig, list: &LoadedList, owner: &str) -> Result<IpNetwork> {
     let out = call_ipam(cni, list, owner, Command::Add)?;
     let r = CniResult::from_slice(&out)?;
-    let found = r.ips.iter().find(|ip| ip.address.is_ipv4()).map(|ip| ip.address);
+    let found = r
+        .ips
+        .iter()
+        .find(|ip| ip.address.is_ipv4())
+        .map(|ip| ip.address);
     match found {
         Some(a) => Ok(a),
         None => {
@@ -98,10 +110,13 @@ fn host32(vip: Ipv4Addr) -> Result<IpNetwork> {
     IpNetwork::new(IpAddr::V4(vip), 32).map_err(|e| Error::internal(e.to_string()))
 }
 
-/// Put the VIP on the bridge (in the current namespace). Idempotent.
+/// Put the VIP on the bridge (in the current namespace). Idempotent; no
+/// bridge yet (no task yet) is success.
 pub fn add_to_bridge(bridge: &str, vip: Ipv4Addr) -> Result<()> {
     let mut nl = cni_net::netlink::Netlink::new()?;
-    let br = nl.link_by_name(bridge)?;
+    let Some(br) = nl.link_by_name_opt(bridge)? else {
+        return Ok(());
+    };
     nl.add_address(br.index, host32(vip)?, true)
 }
 
@@ -112,10 +127,7 @@ pub fn remove_from_bridge(bridge: &str, vip: Ipv4Addr) -> Result<()> {
         return Ok(());
     };
     let want = host32(vip)?;
-    let has = nl
-        .addresses(Some(br.index))?
-        .iter()
-        .any(|a| a.addr == want);
+    let has = nl.addresses(Some(br.index))?.iter().any(|a| a.addr == want);
     if !has {
         return Ok(());
     }

@@ -348,7 +348,8 @@ pub fn remove(id: &str) -> Result<()> {
     let mut s = Session::open(true)?;
     let rules = s.rules_in(NAT_TABLE)?;
     let map = map_name(id);
-    let has_map = s.sets_in(NAT_TABLE)?.iter().any(|n| *n == map);
+    let sets = s.sets_in(NAT_TABLE)?;
+    let has_map = sets.contains(&map);
     let ours: Vec<&RuleInfo> = rules
         .iter()
         .filter(|r| r.comment.as_deref().is_some_and(|c| c.starts_with(&mine)))
@@ -358,10 +359,7 @@ pub fn remove(id: &str) -> Result<()> {
             .as_deref()
             .is_some_and(|c| is_service_rule(c) && !c.starts_with(&mine))
     });
-    let other_maps = s
-        .sets_in(NAT_TABLE)?
-        .iter()
-        .any(|n| n.starts_with("svc_") && *n != map);
+    let other_maps = sets.iter().any(|n| n.starts_with("svc_") && *n != map);
     if ours.is_empty() && !has_map {
         return Ok(());
     }
