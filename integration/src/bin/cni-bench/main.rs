@@ -290,6 +290,7 @@ mod bridge;
 mod host_local;
 mod macvlan;
 mod portmap;
+mod services;
 mod vxlan_overlay;
 
 mod chart;
@@ -544,12 +545,15 @@ fn run() -> Result<()> {
         for s in &all {
             println!("{}", s.name());
         }
+        println!("{}", services::NAME);
         return Ok(());
     }
     if !integration::is_root() {
         bail!("cni-bench creates network namespaces: run it as root");
     }
-    all.retain(|s| o.only.is_empty() || o.only.iter().any(|f| s.name().contains(f.as_str())));
+    let selected =
+        |name: &str| o.only.is_empty() || o.only.iter().any(|f| name.contains(f.as_str()));
+    all.retain(|s| selected(&s.name()));
 
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpus = std::thread::available_parallelism()
@@ -662,6 +666,12 @@ fn run() -> Result<()> {
     if !bars.is_empty() {
         chart::write_svg(&o.svg, &bars).with_context(|| format!("draw {}", o.svg.display()))?;
         println!("\nwrote {}", o.svg.display());
+    }
+    if selected(services::NAME) {
+        eprintln!("running {} ...", services::NAME);
+        if let Err(e) = services::run() {
+            failures.push(format!("{}: {e:#}", services::NAME));
+        }
     }
     if !failures.is_empty() {
         eprintln!("\nscenarios that failed:");
