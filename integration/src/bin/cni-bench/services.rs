@@ -1,7 +1,8 @@
 //! Services: what the load balancing costs. Not a plugin-process scenario
 //! (no reference to run against): it prints its own lines.
 //!
-//! - New connections per second and echo throughput through a service's
+//! - New connections per second and echo throughput (medians of rounds
+//!   taken in alternation) through a service's
 //!   VIP (from a client sandbox) and through its published port (from an
 //!   outside namespace on a veth into the host), each against the same
 //!   client talking to one task directly: ratios, target >= 0.9x.
@@ -26,9 +27,9 @@ use serde_json::{json, Value};
 const SUBNET: &str = "10.91.0.0/24";
 const HOST_OUT: &str = "192.168.91.1";
 const LB: &str = "192.168.91.2";
-const CONNECT_WINDOW: Duration = Duration::from_millis(1500);
-const BULK_BYTES: usize = 128 << 20;
-const ROUNDS: usize = 3;
+const CONNECT_WINDOW: Duration = Duration::from_millis(1000);
+const BULK_BYTES: usize = 64 << 20;
+const ROUNDS: usize = 5;
 const RULE_TASKS: u8 = 100;
 const RULE_SAMPLES: usize = 20;
 
@@ -82,13 +83,19 @@ fn throughput(ns: &File, addr: SocketAddr) -> Result<f64> {
     })
 }
 
-/// The best of `ROUNDS` (noise on a shared machine only ever slows down).
-fn best(f: impl Fn() -> Result<f64>) -> Result<f64> {
-    let mut top: f64 = 0.0;
+/// Medians of `direct` and `via`, measured in alternation round by round,
+/// so drift on a shared machine hits both alike.
+fn paired(direct: impl Fn() -> Result<f64>, via: impl Fn() -> Result<f64>) -> Result<(f64, f64)> {
+    let (mut d, mut v) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        top = top.max(f()?);
+        d.push(direct()?);
+        v.push(via()?);
     }
-    Ok(top)
+    let median = |mut x: Vec<f64>| {
+        x.sort_by(f64::total_cmp);
+        x[x.len() / 2]
+    };
+    Ok((median(d), median(v)))
 }
 
 struct Bed {
@@ -219,17 +226,13 @@ pub fn run() -> Result<()> {
     let via_vip = SocketAddr::from((vip, 80));
     let published: SocketAddr = format!("{HOST_OUT}:8080").parse()?;
 
-    let d = best(|| conn_rate(&cns, direct))?;
-    let v = best(|| conn_rate(&cns, via_vip))?;
+    let (d, v) = paired(|| conn_rate(&cns, direct), || conn_rate(&cns, via_vip))?;
     ratio_line("new connections", "conn/s", d, v, "VIP      ");
-    let d = best(|| conn_rate(&lbf, direct))?;
-    let p = best(|| conn_rate(&lbf, published))?;
+    let (d, p) = paired(|| conn_rate(&lbf, direct), || conn_rate(&lbf, published))?;
     ratio_line("new connections (outside)", "conn/s", d, p, "published");
-    let d = best(|| throughput(&cns, direct))?;
-    let v = best(|| throughput(&cns, via_vip))?;
+    let (d, v) = paired(|| throughput(&cns, direct), || throughput(&cns, via_vip))?;
     ratio_line("echo throughput", "MB/s", d, v, "VIP      ");
-    let d = best(|| throughput(&lbf, direct))?;
-    let p = best(|| throughput(&lbf, published))?;
+    let (d, p) = paired(|| throughput(&lbf, direct), || throughput(&lbf, published))?;
     ratio_line("echo throughput (outside)", "MB/s", d, p, "published");
     drop(b);
 
