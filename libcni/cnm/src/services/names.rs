@@ -166,3 +166,63 @@ fn keys_of(s: &Service) -> Vec<RecordKey> {
     out.extend(s.tasks.iter().map(|t| key(t.name.clone(), TASK_IFNAME)));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::model::Task;
+    use cni_spec::NetConfList;
+
+    fn list() -> LoadedList {
+        let bytes = br#"{"cniVersion":"1.0.0","name":"n1","plugins":[{"type":"bridge"},
+            {"type":"dnsname","domainName":"corp.example","forward":false}]}"#
+            .to_vec();
+        LoadedList {
+            list: NetConfList::from_slice(&bytes).unwrap(),
+            bytes,
+            source: "x".into(),
+        }
+    }
+
+    fn svc(mode: EndpointMode) -> Service {
+        Service {
+            id: "abc".into(),
+            name: "Web".into(),
+            network: "n1".into(),
+            network_id: "id".into(),
+            replicas: 2,
+            endpoint_mode: mode,
+            ports: vec![],
+            vip: (mode == EndpointMode::Vip).then(|| "10.0.0.2/24".into()),
+            tasks: (1..=2)
+                .map(|i| Task {
+                    slot: i,
+                    id: format!("t{i}"),
+                    name: format!("Web.{i}.t{i}"),
+                    address: std::net::Ipv4Addr::new(10, 0, 0, 2 + i as u8),
+                })
+                .collect(),
+            created: String::new(),
+            updated: String::new(),
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn vip_mode_names_the_vip_and_dnsrr_shares_the_name() {
+        let r = records(&svc(EndpointMode::Vip), &list());
+        assert_eq!(r.len(), 3);
+        assert_eq!(
+            (r[0].names.clone(), r[0].netns.as_str()),
+            (vec!["web".into()], "")
+        );
+        assert_eq!(r[0].addresses, vec!["10.0.0.2".parse::<IpAddr>().unwrap()]);
+        assert_eq!(r[1].names, vec!["web.1.t1".to_string(), "tasks.web".into()]);
+        assert_eq!(r[1].netns, "/var/run/netns/Web.1.t1");
+        assert!(r.iter().all(|x| x.domain == "corp.example" && !x.forward));
+        assert!(r.iter().all(|x| x.validate().is_ok()));
+        let rr = records(&svc(EndpointMode::Dnsrr), &list());
+        assert_eq!(rr.len(), 2);
+        assert!(rr.iter().all(|x| x.names.contains(&"web".to_string())));
+    }
+}
