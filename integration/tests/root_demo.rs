@@ -31,11 +31,19 @@ fn root_demo_runs_clean_and_leaves_nothing() {
         "has active endpoints",
         "pre-defined network and cannot be removed",
         "Deleted Networks:",
+        "verify: Service converged",
+        "whoami scaled to 1",
     ] {
         assert!(
             stdout.contains(want),
             "demo output lacks {want:?}:\n{stdout}"
         );
+    }
+    // The services act: the client by name and the outside caller each saw
+    // all three tasks answer.
+    for slot in 1..=3 {
+        let seen = stdout.matches(&format!("whoami.{slot}.")).count();
+        assert!(seen >= 2, "task {slot} answered {seen} times:\n{stdout}");
     }
     let after = namespaces();
     let left: Vec<_> = after.iter().filter(|n| !before.contains(n)).collect();
