@@ -31,7 +31,7 @@ if ls /var/run/netns 2>/dev/null | grep -qE '^(whoami|shop)\.'; then
   echo "network namespaces named whoami.* or shop.* exist; the demo's services need those names" >&2
   exit 1
 fi
-SERVER_PIDS=""
+SERVER_PIDS="" SHOP=""
 
 # The demo's service tasks (named at creation), for cleanup.
 demo_tasks() { ls /var/run/netns 2>/dev/null | grep -E '^(whoami|shop)\.' || true; }
@@ -39,10 +39,8 @@ demo_tasks() { ls /var/run/netns 2>/dev/null | grep -E '^(whoami|shop)\.' || tru
 cleanup() {
   set +e
   for p in $SERVER_PIDS; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  for t in $(demo_tasks); do
-    ip netns del "$t" 2>/dev/null
-    rm -f "/etc/netns/$t/resolv.conf"; rmdir "/etc/netns/$t" 2>/dev/null
-  done
+  for t in $(demo_tasks); do ip netns del "$t" 2>/dev/null; done
+  if [ -n "${SHOP:-}" ]; then rm -f "/etc/netns/$SHOP/resolv.conf"; rmdir "/etc/netns/$SHOP" 2>/dev/null; fi
   for s in $SANDBOXES; do ip netns del "$s" 2>/dev/null; done
   for n in $HOST_A $HOST_B $SWITCH; do ip netns del "$n" 2>/dev/null; done
   rm -rf "$WORK"
@@ -166,6 +164,7 @@ say "Scaling to one task: the rules follow in one transaction."
 on $HOST_A service scale whoami=1 -d
 show "ip netns exec $SHOP python3 $WORK/call.py whoami 80 3"
 on $HOST_A service rm shop whoami
+rm -f "/etc/netns/$SHOP/resolv.conf"; rmdir "/etc/netns/$SHOP"
 
 say "A network with endpoints cannot be removed; the pre-created ones never can."
 on $HOST_A network rm frontend || true
