@@ -344,6 +344,25 @@ fn root_scaling_down_spares_the_remaining_task_and_its_connections() {
             .find(|h| h.name == keep)
     });
     let mut held = held.expect("no connection reached slot 1 in 30 tries");
+    // UDP "connections" to every task (nothing listens: the entries exist
+    // all the same, each answered, in conntrack's view, by its task).
+    in_netns(&cns, move || {
+        for _ in 0..3 {
+            let u = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            u.send_to(b"x", SocketAddr::from((vip, 9999))).unwrap();
+        }
+    });
+    let udp_to = |addr: &Ipv4Addr| {
+        let table = w.host.exec_ok(&["cat", "/proc/net/nf_conntrack"]);
+        table
+            .lines()
+            .filter(|l| l.contains(" udp ") && l.contains(&format!("src={addr} dst=10.90.0.1 ")))
+            .count()
+    };
+    assert!(
+        tasks.iter().all(|t| udp_to(&t.addr) == 1),
+        "a UDP flow per task"
+    );
 
     let out = w.ok(&["service", "scale", &format!("{name}=1")]);
     assert!(out.starts_with(&format!("{name} scaled to 1")), "{out}");
@@ -355,6 +374,9 @@ fn root_scaling_down_spares_the_remaining_task_and_its_connections() {
         held.echo("still here").unwrap(),
         "the established connection broke"
     );
+    // The removed tasks' UDP flows are gone, the remaining task's stays.
+    assert_eq!(udp_to(&tasks[0].addr), 1);
+    assert_eq!(udp_to(&tasks[1].addr) + udp_to(&tasks[2].addr), 0);
     let counts = spread(&cns, target, 60);
     assert_eq!(
         counts.keys().collect::<Vec<_>>(),

@@ -221,6 +221,7 @@ fn teardown(svc: &Service, net: Option<&Entry>, s: &Settings) -> Result<()> {
     for t in &svc.tasks {
         errs.check(tasks::stop(&s.cni, t, &nets));
     }
+    errs.check(forget_udp_flows(&svc.tasks));
     if let Some(list) = list {
         if let (Some(br), Some(a)) = (vip::bridge_of(list), svc.vip_addr()) {
             errs.check(vip::remove_from_bridge(&br, a));
@@ -230,6 +231,14 @@ fn teardown(svc: &Service, net: Option<&Entry>, s: &Settings) -> Result<()> {
         }
     }
     errs.into_result()
+}
+
+/// UDP "connections" to tasks that left keep their translation while the
+/// client keeps sending: drop them, so the next datagram meets the rules.
+fn forget_udp_flows(gone: &[super::model::Task]) -> Result<()> {
+    let addrs: Vec<_> = gone.iter().map(|t| t.address).collect();
+    cni_net::firewall::conntrack::flush_reply_sources_v4(cni_net::firewall::conntrack::UDP, &addrs)
+        .map(|_| ())
 }
 
 /// `service rm`.
@@ -299,6 +308,7 @@ pub fn scale(key: &str, replicas: u64, s: &Settings) -> Result<Service> {
     for t in &leaving {
         errs.check(tasks::stop(&s.cni, t, &nets));
     }
+    errs.check(forget_udp_flows(&leaving));
     st.write(&svc)?;
     errs.into_result().map(|()| svc)
 }
