@@ -528,3 +528,26 @@ fn root_hostile_service_input_is_refused_and_creates_nothing() {
         .unwrap_or(0);
     assert_eq!(n, 0, "leases left in {}", leases.display());
 }
+
+#[test]
+fn root_a_service_of_no_task_scales_up_and_serves() {
+    let w = World::new("svczero");
+    let name = w.create("zero", &["--replicas", "0"]);
+    assert!(w.tasks(&name).is_empty());
+    assert!(w.ok(&["service", "ls"]).contains("0/0"));
+    let vip = w.vip(&name);
+    let out = w.ok(&["service", "scale", "-d", &format!("{name}=2")]);
+    assert_eq!(out.trim(), format!("{name} scaled to 2"));
+    let tasks = w.tasks(&name);
+    assert_eq!(tasks.len(), 2);
+    assert_eq!(w.vip(&name), vip, "the VIP outlives the task count");
+    w.serve(&tasks);
+    let (client, cns) = w.client("cli");
+    assert_eq!(w.dig(&client, &name), vec![vip.to_string()]);
+    let counts = spread(&cns, SocketAddr::from((vip, 80)), 20);
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert!(counts.values().all(|c| *c >= 8), "round robin: {counts:?}");
+    let id = id_of(&w, &name);
+    w.ok(&["service", "rm", &id[..6]]);
+    w.assert_nothing_left(&name, &id, Some(vip), &client);
+}

@@ -277,3 +277,70 @@ fn rm(keys: &[String], s: &Settings) -> Result<()> {
     }
     errs.into_result()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Top {
+        #[command(subcommand)]
+        cmd: ServiceCmd,
+    }
+
+    fn parse(v: &[&str]) -> std::result::Result<ServiceCmd, clap::Error> {
+        Top::try_parse_from(std::iter::once("service").chain(v.iter().copied())).map(|t| t.cmd)
+    }
+
+    #[test]
+    fn docker_spellings_parse() {
+        let ServiceCmd::Create(c) = parse(&[
+            "create",
+            "web",
+            "--network",
+            "n",
+            "--replicas",
+            "3",
+            "-p",
+            "8080:80",
+            "--publish",
+            "53:53/udp",
+            "--endpoint-mode",
+            "dnsrr",
+            "-d",
+        ])
+        .unwrap() else {
+            panic!("not create")
+        };
+        let spec = spec_of(&c).unwrap();
+        assert_eq!(
+            (spec.name.as_str(), spec.replicas, spec.ports.len()),
+            ("web", 3, 2)
+        );
+        assert_eq!(spec.mode, EndpointMode::Dnsrr);
+        let ServiceCmd::Create(c) = parse(&["create", "--name", "api", "--network", "n"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(spec_of(&c).unwrap().name, "api");
+        assert!(
+            matches!(parse(&["scale", "a=1", "b=2"]).unwrap(), ServiceCmd::Scale { specs, .. } if specs.len() == 2)
+        );
+        assert!(matches!(
+            parse(&["remove", "a"]).unwrap(),
+            ServiceCmd::Rm { .. }
+        ));
+        assert!(matches!(parse(&["list", "-q"]).unwrap(), ServiceCmd::Ls(l) if l.quiet));
+        for bad in [&["create", "web"][..], &["rm"], &["scale"], &["inspect"]] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        let ServiceCmd::Create(c) = parse(&["create", "--network", "n"]).unwrap() else {
+            panic!()
+        };
+        assert!(spec_of(&c)
+            .unwrap_err()
+            .msg
+            .contains("name must be provided"));
+    }
+}
