@@ -532,7 +532,23 @@ fn root_hostile_service_input_is_refused_and_creates_nothing() {
 #[test]
 fn root_a_service_of_no_task_scales_up_and_serves() {
     let w = World::new("svczero");
-    let name = w.create("zero", &["--replicas", "0"]);
+    let name = w.create("zero", &["--replicas", "0", "-p", "8081:80"]);
+    // A service with no task has no rule yet, but its port is claimed.
+    let err = w.fails(&[
+        "service",
+        "create",
+        "other",
+        "--network",
+        &w.net,
+        "-p",
+        "8081:80",
+    ]);
+    assert!(
+        err.contains(&format!(
+            "port '8081' is already in use by service '{name}'"
+        )),
+        "{err}"
+    );
     assert!(w.tasks(&name).is_empty());
     assert!(w.ok(&["service", "ls"]).contains("0/0"));
     let vip = w.vip(&name);

@@ -4,7 +4,7 @@
 //! failure midway (or a killed cnitool) leaves something `rm` can undo;
 //! a failed create undoes itself.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use super::model::{self, vip_owner, EndpointMode, Port, Service};
 use super::store::ServiceStore;
@@ -65,12 +65,17 @@ fn apply_rules(svc: &Service) -> Result<()> {
     rules::apply(&rules_of(svc, &backends, &ports))
 }
 
-/// Every published port of the other services, for choosing free ones.
-fn ports_in_use(st: &ServiceStore) -> Result<HashSet<(u16, &'static str)>> {
+/// Every published port of the other services (with its owner): their
+/// rules exist only while they have tasks, their claims always.
+fn ports_in_use(st: &ServiceStore) -> Result<HashMap<(u16, &'static str), String>> {
     Ok(st
         .list()?
         .iter()
-        .flat_map(|s| s.ports.iter().map(|p| (p.published, p.proto())))
+        .flat_map(|s| {
+            s.ports
+                .iter()
+                .map(|p| ((p.published, p.proto()), s.name.clone()))
+        })
         .collect())
 }
 
@@ -89,11 +94,17 @@ fn resolve_ports(spec: &CreateSpec, st: &ServiceStore) -> Result<Vec<Port>> {
             None => AUTO_PORTS
                 .clone()
                 .find(|p| {
-                    !used.contains(&(*p, proto))
+                    !used.contains_key(&(*p, proto))
                         && !out.iter().any(|o| o.published == *p && o.proto() == proto)
                 })
                 .ok_or_else(|| Error::invalid_config("no free port to publish on"))?,
         };
+        if let Some(owner) = used.get(&(published, proto)) {
+            return Err(Error::new(
+                cni_net::firewall::portmap::PORT_TAKEN,
+                format!("port '{published}' is already in use by service '{owner}'"),
+            ));
+        }
         if out
             .iter()
             .any(|o| o.published == published && o.proto() == proto)
