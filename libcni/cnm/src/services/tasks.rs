@@ -27,6 +27,7 @@ pub fn start(cni: &CniConfig, net: &Entry, service: &str, slot: u64) -> Result<T
         let result = endpoints::connect(cni, net, &sb, &ConnectOptions::default())?
             .ok_or_else(|| Error::invalid_config("a service needs a network with addresses"))?;
         let r = CniResult::from_value(&result)?;
+        hairpin(net, &r)?;
         r.ips
             .iter()
             .find_map(|ip| match ip.address.ip() {
@@ -52,6 +53,31 @@ pub fn start(cni: &CniConfig, net: &Entry, service: &str, slot: u64) -> Result<T
             Err(e)
         }
     }
+}
+
+/// A task reaching its own service: the host sends the translated packet
+/// back out of the bridge port it came in on, which a bridge refuses
+/// unless the port is in hairpin mode (`cnitool network create` bridges
+/// set it for every port; other bridge networks may not).
+fn hairpin(net: &Entry, r: &CniResult) -> Result<()> {
+    let Some(bridge) = net.list.as_ref().and_then(super::vip::bridge_of) else {
+        return Ok(());
+    };
+    let mut nl = cni_net::netlink::Netlink::new()?;
+    let flags = cni_net::netlink::BridgePortFlags {
+        hairpin: Some(true),
+        ..Default::default()
+    };
+    for i in r
+        .interfaces
+        .iter()
+        .filter(|i| i.sandbox.is_none() && i.name != bridge)
+    {
+        if let Some(link) = nl.link_by_name_opt(&i.name)? {
+            nl.set_bridge_port(link.index, &flags)?;
+        }
+    }
+    Ok(())
 }
 
 /// Detach a task from everything and delete its sandbox.
