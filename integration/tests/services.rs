@@ -155,8 +155,10 @@ impl World {
             .to_string()
     }
 
+    /// The ruleset without counter values (stray packets change those).
     fn nat_ruleset(&self) -> String {
-        String::from_utf8_lossy(&self.host.exec(&["nft", "list", "ruleset"]).stdout).into_owned()
+        String::from_utf8_lossy(&self.host.exec(&["nft", "-s", "list", "ruleset"]).stdout)
+            .into_owned()
     }
 
     /// After `service rm`: no rule, map, address, lease, record, name,
