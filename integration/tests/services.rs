@@ -425,6 +425,9 @@ fn root_published_port_reaches_every_task_from_outside() {
             .sum::<usize>(),
         3
     );
+    // And its 127.0.0.1.
+    let local = spread(&hf, "127.0.0.1:8080".parse().unwrap(), 3);
+    assert_eq!(local.values().sum::<usize>(), 3, "{local:?}");
     assert!(w.ok(&["service", "ls"]).contains("*:8080->80/tcp"));
 
     // The port is taken: a second service is refused and nothing is made.

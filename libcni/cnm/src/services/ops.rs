@@ -207,12 +207,20 @@ fn build(
 }
 
 /// The VIP on the network's bridge, once the bridge exists (its first
-/// task makes it).
+/// task makes it); with published ports, the bridge lets the host's own
+/// 127.0.0.1:PORT through once translated (`route_localnet`, as `portmap`
+/// does).
 fn place_vip(svc: &Service, list: &LoadedList) -> Result<()> {
-    match (vip::bridge_of(list), svc.vip_addr()) {
-        (Some(br), Some(a)) => vip::add_to_bridge(&br, a),
-        _ => Ok(()),
+    let Some(br) = vip::bridge_of(list) else {
+        return Ok(());
+    };
+    if let Some(a) = svc.vip_addr() {
+        vip::add_to_bridge(&br, a)?;
     }
+    if !svc.ports.is_empty() && !svc.tasks.is_empty() {
+        cni_net::netlink::sysctl::set(&format!("net/ipv4/conf/{br}/route_localnet"), "1")?;
+    }
+    Ok(())
 }
 
 /// Remove everything of a service but its file: rules, names, tasks, the

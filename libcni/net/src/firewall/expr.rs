@@ -85,6 +85,9 @@ const NFT_NAT_DNAT: u32 = 1;
 const NFT_NG_INCREMENTAL: u32 = 0;
 /// `NFT_CT_DST_IP` and `IP_CT_DIR_ORIGINAL`: `ct original ip daddr`.
 const NFT_CT_DST_IP: u32 = 20;
+/// `NFT_CT_STATUS` and `IPS_DST_NAT`: `ct status dnat`.
+const NFT_CT_STATUS: u32 = 2;
+const IPS_DST_NAT: u32 = 1 << 5;
 const IP_CT_DIR_ORIGINAL: u8 = 0;
 
 /// One expression: its kernel name and its attributes.
@@ -276,4 +279,15 @@ pub(crate) fn dnat_addr(nfproto: u8, addr_reg: u32) -> Expr {
             .be32(NFTA_NAT_FAMILY, u32::from(nfproto))
             .be32(NFTA_NAT_REG_ADDR_MIN, addr_reg);
     })
+}
+
+/// `ct status dnat`: the connection's destination was translated.
+pub(crate) fn ct_status_dnat(reg: u32) -> [Expr; 3] {
+    [
+        Expr::new("ct", |a| {
+            a.be32(NFTA_CT_DREG, reg).be32(NFTA_CT_KEY, NFT_CT_STATUS);
+        }),
+        mask(reg, &IPS_DST_NAT.to_ne_bytes()),
+        cmp(CMP_NEQ, reg, &0u32.to_ne_bytes()),
+    ]
 }

@@ -14,6 +14,7 @@
 //!     }
 //!     chain postrouting { ...
 //!         meta nfproto ipv4 ct original ip daddr 10.0.0.2 counter masquerade
+//!         meta nfproto ipv4 ip saddr 127.0.0.1 ct status dnat counter masquerade
 //!     }
 //! }
 //! ```
@@ -29,7 +30,8 @@
 //! network, so without it a task would answer a client directly, from its
 //! own address, and the client would drop the reply (it covers a task
 //! reaching its own VIP too). Published ports are not: an outside caller's
-//! replies go back through the host anyway.
+//! replies go back through the host anyway; only the host's own
+//! 127.0.0.1 is, as no task could answer it.
 //!
 //! Every rule's comment starts with the service's tag (`ident.rs`, network
 //! part [`SERVICES_OWNER`]); published ports carry `portmap`'s claim
@@ -181,6 +183,22 @@ impl ServiceRules<'_> {
             out.push(rule(
                 nat_table::POSTROUTING,
                 comment(&tag, &format!("masq-vip {vip}"), self.name),
+                e,
+            ));
+        }
+        if n > 0 && !self.ports.is_empty() {
+            // The host's own 127.0.0.1:PORT leaves through the bridge once
+            // translated: only with a source the tasks can answer.
+            let mut e = ipv4().to_vec();
+            e.extend([
+                expr::payload(expr::PAYLOAD_NETWORK, 12, 4, expr::REG_1),
+                expr::cmp(expr::CMP_EQ, expr::REG_1, &Ipv4Addr::LOCALHOST.octets()),
+            ]);
+            e.extend(expr::ct_status_dnat(expr::REG_1));
+            e.extend([expr::counter(), expr::masquerade()]);
+            out.push(rule(
+                nat_table::POSTROUTING,
+                comment(&tag, "masq-localhost", self.name),
                 e,
             ));
         }
@@ -468,7 +486,7 @@ mod tests {
             target: 80,
         }];
         let rules = svc(&b, &p).desired();
-        assert_eq!(rules.len(), 3);
+        assert_eq!(rules.len(), 4);
         assert!(rules[0].comment.contains("vip 10.0.0.2 n=2"));
         let pm = rules.iter().find(|r| r.comment.contains("pm ")).unwrap();
         assert_eq!(claim_in(&pm.comment), Some(claim(&p[0])));

@@ -44,6 +44,10 @@ fn root_service_rules_follow_tasks_and_leave_nothing() {
             "{l}"
         );
         assert!(l.contains("2 : 10.9.0.5"), "{l}");
+        assert!(
+            l.contains("ip saddr 127.0.0.1 ct status dnat counter packets 0 bytes 0 masquerade"),
+            "{l}"
+        );
         // Idempotent, then scaled down in one transaction.
         services::apply(&svc(&b, &ports)).unwrap();
         assert_eq!(l, nat_listing());
