@@ -82,6 +82,11 @@ impl Service {
         };
         let Some(ns) = self.registry.insert(record.clone()) else {
             self.reconcile();
+            // A name with no namespace of its own (a service's VIP) is
+            // served to the network's containers and needs no listener.
+            if record.netns.is_empty() {
+                return Reply::ok();
+            }
             return Reply::error(format!("netns {} does not exist", record.netns));
         };
         self.reconcile();

@@ -30,9 +30,21 @@ for s in $SANDBOXES; do
     exit 1
   fi
 done
+# Service tasks are named NAME.<slot>.<id>: the demo's services must be the only ones of these names.
+if ls /var/run/netns 2>/dev/null | grep -qE '^(whoami|shop)\.'; then
+  echo "network namespaces named whoami.* or shop.* exist; the demo's services need those names" >&2
+  exit 1
+fi
+SERVER_PIDS="" SHOP=""
+
+# The demo's service tasks (named at creation), for cleanup.
+demo_tasks() { ls /var/run/netns 2>/dev/null | grep -E '^(whoami|shop)\.' || true; }
 
 cleanup() {
   set +e
+  for p in $SERVER_PIDS; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  for t in $(demo_tasks); do ip netns del "$t" 2>/dev/null; done
+  if [ -n "${SHOP:-}" ]; then rm -f "/etc/netns/$SHOP/resolv.conf"; rmdir "/etc/netns/$SHOP" 2>/dev/null; fi
   for s in $SANDBOXES; do
     ip netns del "$s" 2>/dev/null
     rm -f "/etc/netns/$s/resolv.conf"; rmdir "/etc/netns/$s" 2>/dev/null
@@ -135,6 +147,47 @@ on $HOST_B network connect ovl ovl-b
 show "ip -n ovl-a -br addr show eth0; ip -n ovl-b -br addr show eth0"
 show "ip netns exec ovl-a ping -c2 -W1 \$(ip -n ovl-b -4 -br addr show eth0 | awk '{print \$3}' | cut -d/ -f1) | tail -2"
 
+say "Services: a name and one virtual IP in front of three tasks (sandboxes named as Docker names tasks), port 8080 published on host A."
+on $HOST_A network create --subnet 10.3.0.0/24 apps
+on $HOST_A service create whoami --network apps --replicas 3 -p 8080:80
+on $HOST_A service ls
+cat > "$WORK/whoami.py" <<'PY'
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 80)); s.listen(64)
+while True:
+    c, _ = s.accept(); c.sendall(sys.argv[1].encode() + b"\n"); c.close()
+PY
+cat > "$WORK/call.py" <<'PY'
+import socket, sys
+for _ in range(int(sys.argv[3])):
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3) as c:
+        print(c.makefile().readline().strip())
+PY
+say "Each task runs a tiny server that answers with its task name."
+for t in $(ls /var/run/netns | grep -E '^whoami\.'); do
+  ip netns exec "$t" python3 "$WORK/whoami.py" "$t" & SERVER_PIDS="$SERVER_PIDS $!"
+done
+sleep 0.5
+
+say "A client service (one task) calls 'whoami' by name: the resolver answers the VIP, and the three tasks answer in turn."
+on $HOST_A service create shop --network apps --replicas 1 --endpoint-mode dnsrr -d
+SHOP=$(ls /var/run/netns | grep -E '^shop\.' | head -1)
+mkdir -p "/etc/netns/$SHOP"; echo "nameserver 127.0.0.11" > "/etc/netns/$SHOP/resolv.conf"
+show "ip netns exec $SHOP dig +short whoami"
+show "ip netns exec $SHOP python3 $WORK/call.py whoami 80 6"
+
+say "Host B stands for the outside load balancer: host A's published port 8080 reaches the tasks round robin."
+ip netns exec $HOST_A sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
+show "ip netns exec $HOST_B python3 $WORK/call.py 192.0.2.1 8080 3"
+show "ip netns exec $HOST_A nft list chain inet cni_rs_nat services | grep -o 'dnat ip to numgen.*map @svc_[a-z0-9]*[:0-9]*'"
+
+say "Scaling to one task: the rules follow in one transaction."
+on $HOST_A service scale whoami=1 -d
+show "ip netns exec $SHOP python3 $WORK/call.py whoami 80 3"
+on $HOST_A service rm shop whoami
+rm -f "/etc/netns/$SHOP/resolv.conf"; rmdir "/etc/netns/$SHOP"
+
 say "A network with endpoints cannot be removed; the pre-created ones never can."
 on $HOST_A network rm frontend || true
 on $HOST_A network rm bridge || true
@@ -142,7 +195,7 @@ on $HOST_A network rm bridge || true
 say "Cleaning up: removing sandboxes disconnects them; then the networks go."
 on $HOST_A sandbox rm web api db lonely printer ovl-a
 on $HOST_B sandbox rm ovl-b
-on $HOST_A network rm frontend backend lan ovl
+on $HOST_A network rm frontend backend lan ovl apps
 on $HOST_B network prune
 on $HOST_A network ls
 show "ip -n $HOST_A -br link"

@@ -8,12 +8,14 @@
 
 pub mod bridge_host;
 pub mod clients;
+pub mod cnitool;
 pub mod conflist;
 pub mod netns;
 pub mod paths;
 pub mod plugin;
 pub mod proc;
 pub mod reliability;
+pub mod services;
 pub mod state;
 pub mod tempdir;
 

@@ -37,6 +37,8 @@ fn root_demo_runs_clean_and_leaves_nothing() {
         "PING db (10.2.0.50)",
         "resolver of demo-host-a: gone",
         "resolver of demo-host-b: gone",
+        "verify: Service converged",
+        "whoami scaled to 1",
     ] {
         assert!(
             stdout.contains(want),
@@ -57,6 +59,21 @@ fn root_demo_runs_clean_and_leaves_nothing() {
         Vec::<u32>::new(),
         "resolvers left running"
     );
+    // The services act: the client by name and the outside caller each saw
+    // all three tasks answer.
+    for slot in 1..=3 {
+        let seen = stdout.matches(&format!("whoami.{slot}.")).count();
+        assert!(seen >= 2, "task {slot} answered {seen} times:\n{stdout}");
+    }
+    let etc_left: Vec<String> = std::fs::read_dir("/etc/netns")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("shop.") || n.starts_with("whoami."))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(etc_left.is_empty(), "/etc/netns entries left: {etc_left:?}");
     let after = namespaces();
     let left: Vec<_> = after.iter().filter(|n| !before.contains(n)).collect();
     assert!(left.is_empty(), "namespaces left behind: {left:?}");

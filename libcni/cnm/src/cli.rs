@@ -25,7 +25,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    fn registry(&self) -> Registry {
+    pub(crate) fn registry(&self) -> Registry {
         Registry {
             conf_dir: self.conf_dir.clone(),
             data_dir: std::env::var_os("CNI_IPAM_DATA_DIR")
@@ -389,7 +389,7 @@ fn ls(a: &LsArgs, s: &Settings) -> Result<()> {
     }
 }
 
-fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+pub(crate) fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
     let mut widths = header.map(str::len);
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {

@@ -10,3 +10,4 @@ pub mod pools;
 pub mod registry;
 pub mod remote;
 pub mod resolv;
+pub mod services;

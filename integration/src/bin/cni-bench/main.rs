@@ -292,6 +292,7 @@ mod dnsname;
 mod host_local;
 mod macvlan;
 mod portmap;
+mod services;
 mod vxlan_overlay;
 
 mod chart;
@@ -548,6 +549,7 @@ fn run() -> Result<()> {
             println!("{}", s.name());
         }
         println!("{}", dns::NAME);
+        println!("{}", services::NAME);
         return Ok(());
     }
     if !integration::is_root() {
@@ -678,6 +680,12 @@ fn run() -> Result<()> {
     if !bars.is_empty() {
         chart::write_svg(&o.svg, &bars).with_context(|| format!("draw {}", o.svg.display()))?;
         println!("\nwrote {}", o.svg.display());
+    }
+    if selected(services::NAME) {
+        eprintln!("running {} ...", services::NAME);
+        if let Err(e) = services::run() {
+            failures.push(format!("{}: {e:#}", services::NAME));
+        }
     }
     if !failures.is_empty() {
         eprintln!("\nscenarios that failed:");

@@ -56,6 +56,9 @@ enum Verb {
     /// Sandboxes: named network namespaces standing for containers
     #[command(subcommand)]
     Sandbox(cnm_cli::SandboxCmd),
+    /// Docker's service commands: load balancing over tasks on one host
+    #[command(subcommand)]
+    Service(cni_cnm::services::cli::ServiceCmd),
     /// Print a shell completion script
     Completion { shell: Shell },
 }
@@ -114,6 +117,7 @@ fn run(verb: Verb) -> Result<()> {
     match verb {
         Verb::Network(cmd) => cnm_cli::network(cmd, &env_settings()),
         Verb::Sandbox(cmd) => cnm_cli::sandbox(cmd, &env_settings()),
+        Verb::Service(cmd) => cni_cnm::services::cli::service(cmd, &env_settings()),
         Verb::Add(a) => attachment_verb("add", &a.network, &a.netns),
         Verb::Check(a) => attachment_verb("check", &a.network, &a.netns),
         Verb::Del(a) => attachment_verb("del", &a.network, &a.netns),

@@ -18,6 +18,9 @@ const IPCTNL_MSG_CT_DELETE: u16 = 2;
 
 // enum ctattr_type, ctattr_tuple, ctattr_l4proto
 const CTA_TUPLE_ORIG: u16 = 1;
+const CTA_TUPLE_REPLY: u16 = 2;
+const CTA_TUPLE_IP: u16 = 1;
+const CTA_IP_V4_SRC: u16 = 1;
 const CTA_ZONE: u16 = 18;
 const CTA_TUPLE_PROTO: u16 = 2;
 const CTA_PROTO_NUM: u16 = 1;
@@ -35,6 +38,28 @@ pub const UDP: u8 = 17;
 pub fn flush_dport(v6: bool, proto: u8, port: u16) -> Result<usize> {
     let family = if v6 { AF_INET6 } else { AF_INET };
     let what = format!("conntrack: delete entries to port {port}");
+    flush(family, &what, |attrs| deletion_for(attrs, proto, port))
+}
+
+/// Delete every IPv4 conntrack entry of `proto` whose reply comes from one
+/// of `addrs`: the "connections" a service sent to tasks that are gone,
+/// which would otherwise keep their translation (UDP) until they time out.
+/// One dump for all of them.
+pub fn flush_reply_sources_v4(proto: u8, addrs: &[std::net::Ipv4Addr]) -> Result<usize> {
+    if addrs.is_empty() {
+        return Ok(0);
+    }
+    let what = "conntrack: delete entries answered by removed tasks";
+    flush(AF_INET, what, |attrs| {
+        addrs
+            .iter()
+            .find_map(|a| deletion_if_reply_from(attrs, proto, *a))
+    })
+}
+
+/// Dump the entries of `family` and delete those `pick` turns into a
+/// deletion request.
+fn flush(family: u8, what: &str, pick: impl Fn(&[u8]) -> Option<Vec<u8>>) -> Result<usize> {
     let mut t = Transport::open(Protocol::Netfilter)
         .map_err(|e| NlError::Os(e).into_error("conntrack: open NETLINK_NETFILTER socket"))?;
     let msg_type = |cmd: u16| (NFNL_SUBSYS_CTNETLINK << 8) | cmd;
@@ -56,7 +81,7 @@ pub fn flush_dport(v6: bool, proto: u8, port: u16) -> Result<usize> {
     let mut deleted = 0;
     for m in &entries {
         let attrs = m.get(NLMSG_HDRLEN + NFGENMSG_LEN..).unwrap_or(&[]);
-        let Some(del) = deletion_for(attrs, proto, port) else {
+        let Some(del) = pick(attrs) else {
             continue;
         };
         let res = t.request(false, |seq| {
@@ -75,7 +100,7 @@ pub fn flush_dport(v6: bool, proto: u8, port: u16) -> Result<usize> {
         match res {
             Ok(_) => deleted += 1,
             Err(NlError::Kernel { errno, .. }) if errno == Errno::ENOENT as i32 => {}
-            Err(e) => return Err(e.into_error(&what)),
+            Err(e) => return Err(e.into_error(what)),
         }
     }
     Ok(deleted)
@@ -91,6 +116,22 @@ fn deletion_for(attrs: &[u8], proto: u8, port: u16) -> Option<Vec<u8>> {
     if num != proto || dport.get(..2)? != port.to_be_bytes() {
         return None;
     }
+    delete_request(attrs, orig)
+}
+
+/// The same, for an entry of `proto` whose reply tuple's source is `addr`.
+fn deletion_if_reply_from(attrs: &[u8], proto: u8, addr: std::net::Ipv4Addr) -> Option<Vec<u8>> {
+    let orig = nl::find(attrs, CTA_TUPLE_ORIG)?;
+    let num = *nl::find(nl::find(orig, CTA_TUPLE_PROTO)?, CTA_PROTO_NUM)?.first()?;
+    let reply = nl::find(attrs, CTA_TUPLE_REPLY)?;
+    let src = nl::find(nl::find(reply, CTA_TUPLE_IP)?, CTA_IP_V4_SRC)?;
+    if num != proto || src != addr.octets() {
+        return None;
+    }
+    delete_request(attrs, orig)
+}
+
+fn delete_request(attrs: &[u8], orig: &[u8]) -> Option<Vec<u8>> {
     let mut a = Attrs::new();
     a.nested(CTA_TUPLE_ORIG, |t| {
         t.raw(orig);
@@ -123,5 +164,29 @@ mod tests {
         assert!(deletion_for(&entry(UDP, 5301), UDP, 5300).is_none());
         assert!(deletion_for(&[1, 2, 3], UDP, 5300).is_none());
         assert!(deletion_for(&[], UDP, 5300).is_none());
+    }
+
+    fn answered_by(proto: u8, src: [u8; 4]) -> Vec<u8> {
+        let mut a = Attrs::new();
+        a.nested(CTA_TUPLE_ORIG, |t| {
+            t.nested(CTA_TUPLE_PROTO, |p| {
+                p.bytes(CTA_PROTO_NUM, &[proto]);
+            });
+        });
+        a.nested(CTA_TUPLE_REPLY, |t| {
+            t.nested(CTA_TUPLE_IP, |ip| {
+                ip.bytes(CTA_IP_V4_SRC, &src);
+            });
+        });
+        a.into_bytes()
+    }
+
+    #[test]
+    fn picks_only_entries_answered_by_the_address() {
+        let task = std::net::Ipv4Addr::new(10, 0, 0, 4);
+        assert!(deletion_if_reply_from(&answered_by(UDP, [10, 0, 0, 4]), UDP, task).is_some());
+        assert!(deletion_if_reply_from(&answered_by(UDP, [10, 0, 0, 5]), UDP, task).is_none());
+        assert!(deletion_if_reply_from(&answered_by(6, [10, 0, 0, 4]), UDP, task).is_none());
+        assert!(deletion_if_reply_from(&[9, 9], UDP, task).is_none());
     }
 }

@@ -57,7 +57,14 @@ const NFTA_BITWISE_MASK: u16 = 4;
 const NFTA_BITWISE_XOR: u16 = 5;
 const NFTA_LOOKUP_SET: u16 = 1;
 const NFTA_LOOKUP_SREG: u16 = 2;
+const NFTA_LOOKUP_DREG: u16 = 3;
 const NFTA_LOOKUP_FLAGS: u16 = 5;
+const NFTA_NG_DREG: u16 = 1;
+const NFTA_NG_MODULUS: u16 = 2;
+const NFTA_NG_TYPE: u16 = 3;
+const NFTA_CT_DREG: u16 = 1;
+const NFTA_CT_KEY: u16 = 2;
+const NFTA_CT_DIRECTION: u16 = 3;
 const NFTA_IMMEDIATE_DREG: u16 = 1;
 const NFTA_IMMEDIATE_DATA: u16 = 2;
 const NFTA_FIB_DREG: u16 = 1;
@@ -74,6 +81,14 @@ const NFTA_FIB_F_DADDR: u32 = 2;
 /// `RTN_LOCAL`: an address of this host.
 pub(crate) const RTN_LOCAL: u32 = 2;
 const NFT_NAT_DNAT: u32 = 1;
+/// `NFT_NG_INCREMENTAL`: a counter, so N backends share connections evenly.
+const NFT_NG_INCREMENTAL: u32 = 0;
+/// `NFT_CT_DST_IP` and `IP_CT_DIR_ORIGINAL`: `ct original ip daddr`.
+const NFT_CT_DST_IP: u32 = 20;
+/// `NFT_CT_STATUS` and `IPS_DST_NAT`: `ct status dnat`.
+const NFT_CT_STATUS: u32 = 2;
+const IPS_DST_NAT: u32 = 1 << 5;
+const IP_CT_DIR_ORIGINAL: u8 = 0;
 
 /// One expression: its kernel name and its attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,4 +242,52 @@ pub(crate) fn dnat(nfproto: u8, addr_reg: u32, port_reg: u32) -> Expr {
             .be32(NFTA_NAT_REG_ADDR_MIN, addr_reg)
             .be32(NFTA_NAT_REG_PROTO_MIN, port_reg);
     })
+}
+
+/// `numgen inc mod <modulus>` into `reg` (a host-order u32, 0..modulus).
+pub(crate) fn numgen_inc(reg: u32, modulus: u32) -> Expr {
+    Expr::new("numgen", |a| {
+        a.be32(NFTA_NG_DREG, reg)
+            .be32(NFTA_NG_MODULUS, modulus)
+            .be32(NFTA_NG_TYPE, NFT_NG_INCREMENTAL);
+    })
+}
+
+/// Map lookup: the value of the key at `sreg` in map `set` into `dreg`
+/// (no match ends the rule).
+pub(crate) fn map_lookup(set: &str, sreg: u32, dreg: u32) -> Expr {
+    Expr::new("lookup", |a| {
+        a.string(NFTA_LOOKUP_SET, set)
+            .be32(NFTA_LOOKUP_SREG, sreg)
+            .be32(NFTA_LOOKUP_DREG, dreg);
+    })
+}
+
+/// `ct original ip daddr` into `reg`: where a connection was first sent,
+/// before any DNAT.
+pub(crate) fn ct_original_daddr_v4(reg: u32) -> Expr {
+    Expr::new("ct", |a| {
+        a.be32(NFTA_CT_DREG, reg).be32(NFTA_CT_KEY, NFT_CT_DST_IP);
+        a.bytes(NFTA_CT_DIRECTION, &[IP_CT_DIR_ORIGINAL]);
+    })
+}
+
+/// `dnat <family> to` the address in `addr_reg`, keeping the port.
+pub(crate) fn dnat_addr(nfproto: u8, addr_reg: u32) -> Expr {
+    Expr::new("nat", |a| {
+        a.be32(NFTA_NAT_TYPE, NFT_NAT_DNAT)
+            .be32(NFTA_NAT_FAMILY, u32::from(nfproto))
+            .be32(NFTA_NAT_REG_ADDR_MIN, addr_reg);
+    })
+}
+
+/// `ct status dnat`: the connection's destination was translated.
+pub(crate) fn ct_status_dnat(reg: u32) -> [Expr; 3] {
+    [
+        Expr::new("ct", |a| {
+            a.be32(NFTA_CT_DREG, reg).be32(NFTA_CT_KEY, NFT_CT_STATUS);
+        }),
+        mask(reg, &IPS_DST_NAT.to_ne_bytes()),
+        cmp(CMP_NEQ, reg, &0u32.to_ne_bytes()),
+    ]
 }

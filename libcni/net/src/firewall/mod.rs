@@ -34,6 +34,7 @@ mod lock;
 mod nat_table;
 mod nl;
 pub mod portmap;
+pub mod services;
 mod socket;
 mod tables;
 #[cfg(test)]
@@ -430,6 +431,19 @@ impl Session {
             .iter()
             .filter_map(|o| tables::parse_chain_in(o, table))
             .collect())
+    }
+
+    /// The names of the sets and maps of our inet table `table`.
+    fn sets_in(&mut self, table: &str) -> Result<Vec<String>> {
+        let what = format!("list sets of inet {table}");
+        match self.sock.dump(tables::GETSET, Family::Inet.proto(), &[]) {
+            Ok(objs) => Ok(objs
+                .iter()
+                .filter_map(|o| tables::parse_set_in(o, table))
+                .collect()),
+            Err(NlError::Kernel { errno, .. }) if errno == Errno::ENOENT as i32 => Ok(Vec::new()),
+            Err(e) => Err(to_error(e, &what)),
+        }
     }
 
     /// The elements of a set of the bridge table; None if it is missing.

@@ -50,10 +50,13 @@ pub(crate) const NEWTABLE: u8 = 0;
 pub(crate) const DELTABLE: u8 = 2;
 pub(crate) const NEWCHAIN: u8 = 3;
 pub(crate) const GETCHAIN: u8 = 4;
+pub(crate) const DELCHAIN: u8 = 5;
 pub(crate) const NEWRULE: u8 = 6;
 pub(crate) const GETRULE: u8 = 7;
 pub(crate) const DELRULE: u8 = 8;
 pub(crate) const NEWSET: u8 = 9;
+pub(crate) const GETSET: u8 = 10;
+pub(crate) const DELSET: u8 = 11;
 pub(crate) const NEWSETELEM: u8 = 12;
 pub(crate) const GETSETELEM: u8 = 13;
 pub(crate) const DELSETELEM: u8 = 14;
@@ -77,6 +80,8 @@ const NFTA_SET_NAME: u16 = 2;
 const NFTA_SET_FLAGS: u16 = 3;
 const NFTA_SET_KEY_TYPE: u16 = 4;
 const NFTA_SET_KEY_LEN: u16 = 5;
+const NFTA_SET_DATA_TYPE: u16 = 6;
+const NFTA_SET_DATA_LEN: u16 = 7;
 const NFTA_SET_ID: u16 = 10;
 const NFTA_SET_USERDATA: u16 = 13;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
@@ -84,6 +89,7 @@ const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_DATA: u16 = 2;
 const NFTA_SET_ELEM_USERDATA: u16 = 6;
 const NFTA_DATA_VALUE: u16 = 1;
 
@@ -105,6 +111,11 @@ const BYTEORDER_HOST_ENDIAN: u32 = 1;
 
 // nft's datatype numbers, so `nft list` prints set keys as names and MACs.
 const TYPE_ETHERADDR: u32 = 9;
+/// `mark`: a host-order u32, how nft names the key of a `numgen` map.
+const TYPE_MARK: u32 = 19;
+const TYPE_IPADDR: u32 = 7;
+/// `NFT_SET_MAP`: elements carry data.
+const NFT_SET_MAP: u32 = 0x8;
 const TYPE_IFNAME: u32 = 41;
 const TYPE_BITS: u32 = 6;
 
@@ -613,4 +624,108 @@ pub(crate) fn describe_key(key: &[u8]) -> String {
         Some(mac) => format!("{name} . {}", format_mac(&mac)),
         None => name,
     }
+}
+
+/// Delete a chain of `table` (it must hold no rule by then).
+pub(crate) fn del_chain_in(family: Family, table: &str, name: &str) -> Request {
+    let mut a = Attrs::new();
+    a.string(NFTA_CHAIN_TABLE, table)
+        .string(NFTA_CHAIN_NAME, name);
+    req(
+        DELCHAIN,
+        family,
+        0,
+        a,
+        format!("delete chain {} {table} {name}", family.name()),
+    )
+}
+
+/// Create (idempotently) a map `mark -> ipv4_addr` in `table`: what
+/// `numgen ... map @name` reads.
+pub(crate) fn new_index_map_in(family: Family, table: &str, name: &str, id: u32) -> Request {
+    let mut a = Attrs::new();
+    a.string(NFTA_SET_TABLE, table)
+        .string(NFTA_SET_NAME, name)
+        .be32(NFTA_SET_FLAGS, NFT_SET_MAP)
+        .be32(NFTA_SET_KEY_TYPE, TYPE_MARK)
+        .be32(NFTA_SET_KEY_LEN, 4)
+        .be32(NFTA_SET_DATA_TYPE, TYPE_IPADDR)
+        .be32(NFTA_SET_DATA_LEN, 4)
+        .be32(NFTA_SET_ID, id);
+    a.bytes(NFTA_SET_USERDATA, &host_order_udata());
+    req(
+        NEWSET,
+        family,
+        NLM_F_CREATE,
+        a,
+        format!("create map {} {table} {name}", family.name()),
+    )
+}
+
+/// Delete a set or map of `table`.
+pub(crate) fn del_set_in(family: Family, table: &str, name: &str) -> Request {
+    let mut a = Attrs::new();
+    a.string(NFTA_SET_TABLE, table).string(NFTA_SET_NAME, name);
+    req(
+        DELSET,
+        family,
+        0,
+        a,
+        format!("delete set {} {table} {name}", family.name()),
+    )
+}
+
+/// Remove every element of a set of `table` (no element list: a flush).
+pub(crate) fn flush_set_in(family: Family, table: &str, name: &str) -> Request {
+    let mut a = Attrs::new();
+    a.string(NFTA_SET_ELEM_LIST_TABLE, table)
+        .string(NFTA_SET_ELEM_LIST_SET, name);
+    req(
+        DELSETELEM,
+        family,
+        0,
+        a,
+        format!("flush set {} {table} {name}", family.name()),
+    )
+}
+
+/// Add `key : data` elements to a map of `table`.
+pub(crate) fn new_map_elems_in(
+    family: Family,
+    table: &str,
+    name: &str,
+    elems: &[(Vec<u8>, Vec<u8>)],
+) -> Request {
+    let mut a = Attrs::new();
+    a.string(NFTA_SET_ELEM_LIST_TABLE, table)
+        .string(NFTA_SET_ELEM_LIST_SET, name);
+    a.nested(NFTA_SET_ELEM_LIST_ELEMENTS, |l| {
+        for (key, data) in elems {
+            l.nested(NFTA_LIST_ELEM, |e| {
+                e.nested(NFTA_SET_ELEM_KEY, |k| {
+                    k.bytes(NFTA_DATA_VALUE, key);
+                });
+                e.nested(NFTA_SET_ELEM_DATA, |d| {
+                    d.bytes(NFTA_DATA_VALUE, data);
+                });
+            });
+        }
+    });
+    req(
+        NEWSETELEM,
+        family,
+        NLM_F_CREATE,
+        a,
+        format!(
+            "add {} elements to map {} {table} {name}",
+            elems.len(),
+            family.name()
+        ),
+    )
+}
+
+/// The name of a dumped set if it belongs to `want`.
+pub(crate) fn parse_set_in(attrs: &[u8], want: &str) -> Option<String> {
+    let table = nl::as_str(nl::find(attrs, NFTA_SET_TABLE)?);
+    (table == want).then(|| nl::as_str(nl::find(attrs, NFTA_SET_NAME).unwrap_or(&[])))
 }

@@ -3,5 +3,6 @@
 
 mod bench;
 mod root;
+mod services;
 mod traffic;
 mod unit;
