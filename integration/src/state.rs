@@ -203,7 +203,7 @@ pub fn tcp_exchange_via(
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let srv = std::thread::spawn(move || -> Result<()> {
         crate::netns::enter(&server_file)?;
-        let l = match TcpListener::bind(sa) {
+        let l = match bind_when_free(sa) {
             Ok(l) => {
                 let _ = ready_tx.send(Ok(()));
                 l
@@ -244,6 +244,23 @@ pub fn tcp_exchange_via(
         String::from_utf8_lossy(&reply)
     );
     Ok(())
+}
+
+/// Bind a listener, waiting (2 s at most) while an earlier exchange's
+/// connection on the same port is still closing in the kernel.
+fn bind_when_free(sa: SocketAddr) -> std::io::Result<TcpListener> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match TcpListener::bind(sa) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn accept_with_timeout(l: &TcpListener, t: Duration) -> Result<(TcpStream, SocketAddr)> {
