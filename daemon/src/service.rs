@@ -71,6 +71,7 @@ impl Service {
                 Reply::ok()
             }
             Request::Check { key } => self.check(&key),
+            Request::Cluster { .. } => Reply::error("cluster requests go to the cluster side"),
         }
     }
 

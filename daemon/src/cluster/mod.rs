@@ -1,0 +1,717 @@
+//! Cluster scope: this host's member of the cluster kept in etcd. It
+//! registers the host under a lease it keeps alive, watches the store and
+//! makes the host follow it (the cluster's networks as conflists, the
+//! VXLAN devices' forwarding entries), and answers the cluster requests of
+//! cnitool and the plugins ([`ClusterRequest`]): they never talk to etcd.
+
+pub mod etcd;
+pub mod fdb;
+pub mod ipam;
+pub mod materialize;
+pub mod store;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cni_dns::cluster::{self as conf_file, ClusterConf, PREFIX};
+use cni_dns::control::{ClusterRequest, Reply};
+use ipnetwork::IpNetwork;
+use serde_json::{json, Value};
+
+use crate::log;
+use etcd::{Etcd, EtcdError, Event};
+use ipam::{Leases, Owner};
+use store::{key, EndpointRec, HostRec, View};
+
+/// CNI's "try again later": the store is out of reach.
+const TRY_AGAIN: u32 = 11;
+/// Docker's first overlay VNI.
+const FIRST_VNI: u32 = 4096;
+const MAX_VNI: u32 = (1 << 24) - 1;
+
+fn fail(e: EtcdError) -> Reply {
+    match e {
+        EtcdError::Unreachable(_) => Reply::error_code(TRY_AGAIN, e.to_string()),
+        EtcdError::Protocol(_) => Reply::error(e.to_string()),
+    }
+}
+
+/// One membership: from a join to a leave (or the daemon's exit).
+pub struct Cluster {
+    pub conf: ClusterConf,
+    pub etcd: Etcd,
+    pub view: Mutex<View>,
+    lease: Mutex<Option<i64>>,
+    /// Allocation is serialized per host (one lock over all networks).
+    leases: tokio::sync::Mutex<Leases>,
+    stopped: AtomicBool,
+}
+
+/// The daemon's cluster side: the membership, if any.
+pub struct ClusterHandle {
+    current: tokio::sync::Mutex<Option<Arc<Cluster>>>,
+    state_root: PathBuf,
+    active: AtomicBool,
+}
+
+impl ClusterHandle {
+    pub fn new(state_root: PathBuf) -> Arc<Self> {
+        Arc::new(ClusterHandle {
+            current: tokio::sync::Mutex::new(None),
+            state_root,
+            active: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether this host is clustered (the daemon must stay).
+    pub fn keeps_daemon(&self) -> bool {
+        self.active.load(Ordering::Relaxed) || conf_file::conf_path().exists()
+    }
+
+    /// Called periodically: a clustered host whose membership is not
+    /// running (daemon restarted, store was unreachable) joins again.
+    pub async fn maintain(self: Arc<Self>) {
+        let Ok(mut cur) = self.current.try_lock() else {
+            return;
+        };
+        if cur.is_some() {
+            return;
+        }
+        if let Ok(Some(conf)) = conf_file::load() {
+            match Cluster::start(conf, &self.state_root, false).await {
+                Ok(c) => {
+                    log::info("cluster: membership resumed");
+                    *cur = Some(c);
+                    self.active.store(true, Ordering::Relaxed);
+                }
+                Err(r) => log::error(&format!(
+                    "cluster: cannot resume: {}",
+                    r.error.unwrap_or_default()
+                )),
+            }
+        }
+    }
+
+    pub async fn handle(&self, req: ClusterRequest) -> Reply {
+        let mut cur = self.current.lock().await;
+        if let ClusterRequest::Join { init } = req {
+            let conf = match conf_file::load() {
+                Ok(Some(c)) => c,
+                Ok(None) => return Reply::error("this host has no cluster file"),
+                Err(e) => return Reply::error(format!("reading the cluster file: {e}")),
+            };
+            if let Some(c) = cur.as_ref() {
+                if c.conf == conf && !init {
+                    return Reply::ok();
+                }
+                c.stop();
+            }
+            return match Cluster::start(conf, &self.state_root, init).await {
+                Ok(c) => {
+                    *cur = Some(c);
+                    self.active.store(true, Ordering::Relaxed);
+                    Reply::ok()
+                }
+                Err(r) => {
+                    *cur = None;
+                    self.active.store(false, Ordering::Relaxed);
+                    r
+                }
+            };
+        }
+        let Some(c) = cur.clone() else {
+            return Reply::error_code(
+                TRY_AGAIN,
+                "this host is not (yet) a member of a cluster: run cnitool cluster join",
+            );
+        };
+        if let ClusterRequest::Leave { force } = req {
+            let r = c.leave(force).await;
+            if r.ok {
+                *cur = None;
+                self.active.store(false, Ordering::Relaxed);
+            }
+            return r;
+        }
+        drop(cur);
+        c.handle(req).await
+    }
+}
+
+impl Cluster {
+    /// Register the host and start its keepalive and watch.
+    async fn start(
+        conf: ClusterConf,
+        state_root: &std::path::Path,
+        init: bool,
+    ) -> Result<Arc<Cluster>, Reply> {
+        let etcd = Etcd::new(conf.store.clone());
+        let marker = key(&["cluster"]);
+        if init {
+            etcd.create(&marker, b"{}", None).await.map_err(fail)?;
+        } else if etcd.get(&marker).await.map_err(fail)?.is_none() {
+            return Err(Reply::error(
+                "no cluster in this store: run `cnitool cluster init` first",
+            ));
+        }
+        let me = HostRec {
+            host: conf.host.clone(),
+            address: conf.advertise,
+        };
+        let rec = serde_json::to_vec(&me).unwrap_or_default();
+        if let Some(kv) = etcd
+            .create(&key(&["members", &me.host]), &rec, None)
+            .await
+            .map_err(fail)?
+        {
+            let other: Option<HostRec> = serde_json::from_slice(&kv.value).ok();
+            if other.as_ref().map(|o| o.address) != Some(me.address) {
+                return Err(Reply::error(format!(
+                    "host name {:?} is taken by {} in this cluster",
+                    me.host,
+                    other.map(|o| o.address.to_string()).unwrap_or_default()
+                )));
+            }
+        }
+        let lease = etcd.grant(conf.lease_ttl).await.map_err(fail)?;
+        etcd.put(&key(&["hosts", &me.host]), &rec, Some(lease))
+            .await
+            .map_err(fail)?;
+        let c = Arc::new(Cluster {
+            leases: tokio::sync::Mutex::new(Leases::new(state_root.join("cluster-ipam"))),
+            conf,
+            etcd,
+            view: Mutex::new(View::default()),
+            lease: Mutex::new(Some(lease)),
+            stopped: AtomicBool::new(false),
+        });
+        let rev = c.resync().await.map_err(fail)?;
+        tokio::spawn(keepalive(Arc::downgrade(&c)));
+        tokio::spawn(watch(Arc::downgrade(&c), rev));
+        log::info(&format!(
+            "cluster: {} joined as {} ({})",
+            c.conf.store.join(","),
+            c.conf.host,
+            c.conf.advertise
+        ));
+        Ok(c)
+    }
+
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+
+    fn me(&self) -> &str {
+        &self.conf.host
+    }
+
+    fn view(&self) -> std::sync::MutexGuard<'_, View> {
+        self.view.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Read the whole store again, make the host follow it, and remove
+    /// our endpoints that no local lease backs (a DEL while the store was
+    /// out of reach). Returns the revision read.
+    async fn resync(&self) -> Result<i64, EtcdError> {
+        let (kvs, rev) = self.etcd.range_prefix(PREFIX).await?;
+        *self.view() = View::from_kvs(kvs);
+        let stale: Vec<(String, String)> = {
+            let mut leases = self.leases.lock().await;
+            let view = self.view().clone();
+            let mut out = Vec::new();
+            for (net, eps) in &view.endpoints {
+                for (ip, ep) in eps {
+                    let held = ip
+                        .parse::<IpAddr>()
+                        .is_ok_and(|a| leases.of(net).contains_key(&a));
+                    if ep.host == self.me() && !held {
+                        out.push((net.clone(), ip.clone()));
+                    }
+                }
+            }
+            out
+        };
+        for (net, ip) in stale {
+            self.etcd.delete(&key(&["endpoints", &net, &ip])).await?;
+        }
+        self.reconcile(None);
+        Ok(rev)
+    }
+
+    /// Make the host follow the view: conflists, and the forwarding
+    /// entries of `only` (or of every network).
+    fn reconcile(&self, only: Option<&str>) {
+        let view = self.view().clone();
+        if only.is_none() {
+            materialize::conflists(&self.conf.conf_dir, &view.networks);
+        }
+        for net in view.networks.keys() {
+            if only.is_some_and(|o| o != net) {
+                continue;
+            }
+            let Some(vni) = view.vni(net) else { continue };
+            let floods: BTreeSet<IpAddr> = view
+                .alive
+                .values()
+                .filter(|h| h.host != self.conf.host)
+                .map(|h| h.address)
+                .collect();
+            let statics = view
+                .endpoints
+                .get(net)
+                .into_iter()
+                .flat_map(|m| m.values())
+                .filter(|e| e.host != self.conf.host)
+                .filter_map(|e| Some((fdb::parse_mac(&e.mac)?, e.vtep)))
+                .collect();
+            if let Err(e) = fdb::sync(&format!("vxlan{vni}"), &floods, &statics) {
+                log::error(&format!("cluster: forwarding entries of {net}: {e}"));
+            }
+        }
+    }
+
+    async fn handle(&self, req: ClusterRequest) -> Reply {
+        match req {
+            ClusterRequest::Join { .. } | ClusterRequest::Leave { .. } => Reply::ok(),
+            ClusterRequest::Hosts => self.hosts().await,
+            ClusterRequest::Vni { network } => self.vni(&network).await,
+            ClusterRequest::NetworkPut { network, conflist } => {
+                self.network_put(&network, conflist).await
+            }
+            ClusterRequest::NetworkRm { network } => self.network_rm(&network).await,
+            ClusterRequest::IpamAdd {
+                network,
+                subnet,
+                container_id,
+                ifname,
+            } => {
+                let owner = Owner {
+                    container_id,
+                    ifname,
+                };
+                self.ipam_add(&network, &subnet, &owner).await
+            }
+            ClusterRequest::IpamDel {
+                network,
+                container_id,
+                ifname,
+            } => {
+                let owner = Owner {
+                    container_id,
+                    ifname,
+                };
+                self.ipam_del(&network, &owner).await
+            }
+            ClusterRequest::IpamCheck {
+                network,
+                container_id,
+                ifname,
+                ip,
+            } => {
+                let owner = Owner {
+                    container_id,
+                    ifname,
+                };
+                let mut leases = self.leases.lock().await;
+                match leases.find(&network, &owner) {
+                    Some(a) if a == ip => Reply::ok(),
+                    Some(a) => Reply::error(format!("lease of {owner:?} is {a}, not {ip}")),
+                    None => Reply::error(format!("no lease for {owner:?} on {network}")),
+                }
+            }
+            ClusterRequest::Publish {
+                network,
+                ip,
+                mac,
+                container_id,
+            } => {
+                let rec = EndpointRec {
+                    ip,
+                    mac,
+                    host: self.conf.host.clone(),
+                    vtep: self.conf.advertise,
+                    container_id,
+                };
+                let k = key(&["endpoints", &network, &ip.to_string()]);
+                let bytes = serde_json::to_vec(&rec).unwrap_or_default();
+                if let Err(e) = self.etcd.put(&k, &bytes, None).await {
+                    return fail(e);
+                }
+                self.view().apply(&Event::Put(etcd::Kv {
+                    key: k,
+                    value: bytes,
+                }));
+                // The network's device exists now: give it its entries.
+                self.reconcile(Some(&network));
+                Reply::ok()
+            }
+        }
+    }
+
+    async fn hosts(&self) -> Reply {
+        let (kvs, _) = match self.etcd.range_prefix(PREFIX).await {
+            Ok(r) => r,
+            Err(e) => return fail(e),
+        };
+        let v = View::from_kvs(kvs);
+        let rows: Vec<Value> = v
+            .members
+            .values()
+            .map(|m| {
+                json!({
+                    "host": m.host,
+                    "address": m.address,
+                    "state": if v.alive.contains_key(&m.host) { "ready" } else { "down" },
+                    "endpoints": v.endpoint_count(&m.host),
+                    "self": m.host == self.conf.host,
+                })
+            })
+            .collect();
+        Reply::with_data(json!(rows))
+    }
+
+    async fn vni(&self, network: &str) -> Reply {
+        let taken: BTreeSet<u32> = self.view().vnis.keys().copied().collect();
+        for vni in (FIRST_VNI..=MAX_VNI).filter(|v| !taken.contains(v)) {
+            match self
+                .etcd
+                .create(&key(&["vnis", &vni.to_string()]), network.as_bytes(), None)
+                .await
+            {
+                Ok(None) => return Reply::with_data(json!(vni)),
+                Ok(Some(_)) => continue,
+                Err(e) => return fail(e),
+            }
+        }
+        Reply::error("no free VXLAN ID left")
+    }
+
+    async fn network_put(&self, network: &str, conflist: Value) -> Reply {
+        let k = key(&["networks", network]);
+        let bytes = serde_json::to_vec(&conflist).unwrap_or_default();
+        match self.etcd.create(&k, &bytes, None).await {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                return Reply::error(format!(
+                    "network with name {network} already exists in the cluster"
+                ))
+            }
+            Err(e) => return fail(e),
+        }
+        self.view().apply(&Event::Put(etcd::Kv {
+            key: k,
+            value: bytes,
+        }));
+        self.reconcile(None);
+        Reply::ok()
+    }
+
+    async fn network_rm(&self, network: &str) -> Reply {
+        let eps = match self
+            .etcd
+            .range_prefix(&key(&["endpoints", network, ""]))
+            .await
+        {
+            Ok((kvs, _)) => kvs,
+            Err(e) => return fail(e),
+        };
+        if !eps.is_empty() {
+            return Reply::error(format!(
+                "network {network} has active endpoints in the cluster ({})",
+                eps.len()
+            ));
+        }
+        let vni = self.view().vni(network);
+        let mut steps = vec![key(&["networks", network])];
+        if let Some(v) = vni {
+            steps.push(key(&["vnis", &v.to_string()]));
+        }
+        for k in steps {
+            if let Err(e) = self.etcd.delete(&k).await {
+                return fail(e);
+            }
+        }
+        if let Err(e) = self
+            .etcd
+            .delete_prefix(&key(&["blocks", network, ""]))
+            .await
+        {
+            return fail(e);
+        }
+        self.view().networks.remove(network);
+        self.leases.lock().await.drop_network(network);
+        self.reconcile(None);
+        Reply::ok()
+    }
+
+    async fn ipam_add(&self, network: &str, subnet: &str, owner: &Owner) -> Reply {
+        let subnet = match subnet.parse::<IpNetwork>() {
+            Ok(IpNetwork::V4(s)) => {
+                ipnetwork::Ipv4Network::new(s.network(), s.prefix()).unwrap_or(s)
+            }
+            Ok(IpNetwork::V6(_)) => {
+                return Reply::error("cluster-ipam hands out IPv4 addresses only (for now)")
+            }
+            Err(e) => return Reply::error(format!("subnet {subnet:?}: {e}")),
+        };
+        let answer = |ip: IpAddr| Reply::with_data(json!(format!("{ip}/{}", subnet.prefix())));
+        let mut leases = self.leases.lock().await;
+        if let Some(ip) = leases.find(network, owner) {
+            return answer(ip);
+        }
+        // Inside the blocks we hold: no round trip.
+        let (mine, taken): (Vec<ipnetwork::Ipv4Network>, BTreeSet<String>) = {
+            let v = self.view();
+            let blocks = v.blocks.get(network).cloned().unwrap_or_default();
+            let mine = blocks
+                .iter()
+                .filter(|(_, h)| *h == self.me())
+                .filter_map(|(b, _)| match ipam::parse_block(b) {
+                    Some(IpNetwork::V4(b)) if subnet.contains(b.network()) => Some(b),
+                    _ => None,
+                })
+                .collect();
+            (mine, blocks.keys().cloned().collect())
+        };
+        for b in &mine {
+            match self.take_in(&mut leases, network, subnet, *b, owner) {
+                Ok(Some(ip)) => return answer(ip),
+                Ok(None) => {}
+                Err(e) => return Reply::error(format!("writing a lease: {e}")),
+            }
+        }
+        // Claim a new block.
+        for b in ipam::blocks(subnet, ipam::BLOCK_PREFIX) {
+            let bk = store::block_key(&IpNetwork::V4(b));
+            if taken.contains(&bk) {
+                continue;
+            }
+            let k = key(&["blocks", network, &bk]);
+            match self.etcd.create(&k, self.me().as_bytes(), None).await {
+                Ok(None) => {
+                    self.view().apply(&Event::Put(etcd::Kv {
+                        key: k,
+                        value: self.me().as_bytes().to_vec(),
+                    }));
+                    log::info(&format!("cluster: claimed block {b} of {network}"));
+                    match self.take_in(&mut leases, network, subnet, b, owner) {
+                        Ok(Some(ip)) => return answer(ip),
+                        Ok(None) => continue,
+                        Err(e) => return Reply::error(format!("writing a lease: {e}")),
+                    }
+                }
+                Ok(Some(_)) => continue,
+                Err(e) => {
+                    return Reply::error_code(
+                        TRY_AGAIN,
+                        format!("no free address in this host's blocks of {network} and {e}"),
+                    )
+                }
+            }
+        }
+        Reply::error(format!("no free address left in {subnet} ({network})"))
+    }
+
+    fn take_in(
+        &self,
+        leases: &mut Leases,
+        network: &str,
+        subnet: ipnetwork::Ipv4Network,
+        block: ipnetwork::Ipv4Network,
+        owner: &Owner,
+    ) -> std::io::Result<Option<IpAddr>> {
+        for a in ipam::usable(subnet, block) {
+            let ip = IpAddr::V4(a);
+            if leases.of(network).contains_key(&ip) {
+                continue;
+            }
+            if leases.take(network, ip, owner)? {
+                return Ok(Some(ip));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn ipam_del(&self, network: &str, owner: &Owner) -> Reply {
+        let mut leases = self.leases.lock().await;
+        let Some(ip) = leases.find(network, owner) else {
+            return Reply::ok();
+        };
+        if let Err(e) = leases.release(network, ip) {
+            return Reply::error(format!("removing the lease of {ip}: {e}"));
+        }
+        drop(leases);
+        let k = key(&["endpoints", network, &ip.to_string()]);
+        let ours = self
+            .view()
+            .endpoints
+            .get(network)
+            .and_then(|m| m.get(&ip.to_string()))
+            .is_none_or(|e| e.host == self.me());
+        if ours {
+            // Unreachable: the lease is gone already; the next resync
+            // removes the endpoint no lease backs.
+            if let Err(e) = self.etcd.delete(&k).await {
+                log::error(&format!(
+                    "cluster: unpublishing {ip}: {e} (retried at resync)"
+                ));
+            }
+            self.view().apply(&Event::Delete(k));
+        }
+        Reply::ok()
+    }
+
+    /// Take this host out of the store: its endpoints, blocks, liveness
+    /// and membership; then the networks it materialized and its leases.
+    async fn leave(&self, force: bool) -> Reply {
+        let held = self.leases.lock().await.total();
+        if held > 0 && !force {
+            return Reply::error(format!(
+                "this host still has {held} endpoint(s) on cluster networks: remove them or use --force"
+            ));
+        }
+        let (kvs, _) = match self.etcd.range_prefix(PREFIX).await {
+            Ok(r) => r,
+            Err(e) => return fail(e),
+        };
+        let v = View::from_kvs(kvs);
+        let mut gone = Vec::new();
+        for (net, blocks) in &v.blocks {
+            for (b, h) in blocks {
+                if h == self.me() {
+                    gone.push((key(&["blocks", net, b]), h.clone().into_bytes()));
+                }
+            }
+        }
+        for (net, eps) in &v.endpoints {
+            for (ip, e) in eps {
+                if e.host == self.me() {
+                    gone.push((
+                        key(&["endpoints", net, ip]),
+                        serde_json::to_vec(e).unwrap_or_default(),
+                    ));
+                }
+            }
+        }
+        for (k, _) in &gone {
+            if let Err(e) = self.etcd.delete(k).await {
+                return fail(e);
+            }
+        }
+        for k in [key(&["hosts", self.me()]), key(&["members", self.me()])] {
+            if let Err(e) = self.etcd.delete(&k).await {
+                return fail(e);
+            }
+        }
+        let lease = self.lease.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(l) = lease {
+            let _ = self.etcd.revoke(l).await;
+        }
+        self.stop();
+        materialize::conflists(&self.conf.conf_dir, &Default::default());
+        let mut leases = self.leases.lock().await;
+        for n in leases.networks() {
+            leases.drop_network(&n);
+        }
+        let _ = std::fs::remove_dir(leases.root());
+        if let Err(e) = conf_file::remove() {
+            return Reply::error(format!("removing the cluster file: {e}"));
+        }
+        log::info("cluster: left");
+        Reply::ok()
+    }
+}
+
+/// Renew the host's lease every third of its life; a lease that expired
+/// (the store was out of reach too long) is replaced and the host put
+/// back under the new one.
+async fn keepalive(c: std::sync::Weak<Cluster>) {
+    loop {
+        let every = match c.upgrade() {
+            Some(c) => Duration::from_millis(c.conf.lease_ttl.max(3) * 1000 / 3),
+            None => return,
+        };
+        tokio::time::sleep(every).await;
+        let Some(c) = c.upgrade() else { return };
+        if c.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        let lease = *c.lease.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(id) = lease else { return };
+        match c.etcd.keepalive(id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                log::error("cluster: host lease expired: registering again");
+                if let Ok(new) = c.etcd.grant(c.conf.lease_ttl).await {
+                    let rec = serde_json::to_vec(&HostRec {
+                        host: c.conf.host.clone(),
+                        address: c.conf.advertise,
+                    })
+                    .unwrap_or_default();
+                    if c.etcd
+                        .put(&key(&["hosts", &c.conf.host]), &rec, Some(new))
+                        .await
+                        .is_ok()
+                    {
+                        *c.lease.lock().unwrap_or_else(|p| p.into_inner()) = Some(new);
+                    }
+                }
+            }
+            Err(e) => log::error(&format!("cluster: keepalive: {e}")),
+        }
+    }
+}
+
+/// Follow the store: apply each batch of events to the view and make the
+/// host follow; on a broken stream, read everything again and watch on.
+async fn watch(c: std::sync::Weak<Cluster>, mut rev: i64) {
+    loop {
+        let Some(cl) = c.upgrade() else { return };
+        if cl.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        let stream = cl.etcd.watch(PREFIX, rev + 1).await;
+        drop(cl);
+        if let Ok(mut w) = stream {
+            loop {
+                let next = w.next().await;
+                let Some(cl) = c.upgrade() else { return };
+                if cl.stopped.load(Ordering::Relaxed) {
+                    return;
+                }
+                match next {
+                    Ok((events, r)) => {
+                        if events.is_empty() {
+                            continue;
+                        }
+                        rev = rev.max(r);
+                        {
+                            let mut v = cl.view();
+                            for e in &events {
+                                v.apply(e);
+                            }
+                        }
+                        cl.reconcile(None);
+                    }
+                    Err(e) => {
+                        log::error(&format!("cluster: watch: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let Some(cl) = c.upgrade() else { return };
+        if cl.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        match cl.resync().await {
+            Ok(r) => rev = r,
+            Err(e) => log::error(&format!("cluster: resync: {e}")),
+        }
+    }
+}

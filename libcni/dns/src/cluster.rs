@@ -1,0 +1,122 @@
+//! The host's cluster file: what a host needs to know of its cluster,
+//! written by `cnitool cluster init|join`, read by the daemon. Its
+//! presence is what makes a host clustered; without it nothing changes.
+
+use std::io;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Default location of the cluster file.
+pub const DEFAULT_CONF: &str = "/etc/cni/cluster.json";
+
+/// Environment override of the cluster file (tests: one per fake host).
+pub const ENV_CONF: &str = "CNI_CLUSTER_CONF";
+
+/// The key prefix of everything we keep in etcd.
+pub const PREFIX: &str = "/cni-rs/";
+
+/// Seconds a host's lease lives without a keepalive.
+pub const DEFAULT_LEASE_TTL: u64 = 10;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterConf {
+    /// etcd client endpoints, `host:port`.
+    pub store: Vec<String>,
+    /// This host's underlay address: its VXLAN endpoint.
+    pub advertise: IpAddr,
+    /// This host's name in the cluster (unique).
+    pub host: String,
+    /// Where this host's conflists live (the cluster's networks are
+    /// written there).
+    pub conf_dir: PathBuf,
+    #[serde(default = "default_ttl")]
+    pub lease_ttl: u64,
+}
+
+fn default_ttl() -> u64 {
+    DEFAULT_LEASE_TTL
+}
+
+/// `$CNI_CLUSTER_CONF`, else [`DEFAULT_CONF`].
+pub fn conf_path() -> PathBuf {
+    std::env::var_os(ENV_CONF)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONF))
+}
+
+/// The cluster file, `None` when the host is not clustered.
+pub fn load() -> io::Result<Option<ClusterConf>> {
+    match std::fs::read(conf_path()) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Write the cluster file atomically (0600: it names the store).
+pub fn save(conf: &ClusterConf) -> io::Result<()> {
+    let path = conf_path();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let bytes = serde_json::to_vec_pretty(conf).map_err(io::Error::other)?;
+    cni_state::write_atomic(&path, &bytes, 0o600, cni_state::Durability::Full)
+}
+
+/// Forget the cluster (after `leave`).
+pub fn remove() -> io::Result<()> {
+    match std::fs::remove_file(conf_path()) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// `etcd://a:2379,b:2379` (or `http://`, or bare) as `host:port` endpoints.
+pub fn parse_store(url: &str) -> Result<Vec<String>, String> {
+    let rest = url
+        .strip_prefix("etcd://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or(url);
+    if url.starts_with("https://") || url.starts_with("etcds://") {
+        return Err("TLS to etcd is not supported yet: use etcd://HOST:PORT".into());
+    }
+    let eps: Vec<String> = rest
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            if s.rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            {
+                s.to_string()
+            } else {
+                format!("{s}:2379")
+            }
+        })
+        .collect();
+    if eps.is_empty() {
+        return Err(format!("no etcd endpoint in {url:?}"));
+    }
+    Ok(eps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls_become_endpoints() {
+        assert_eq!(
+            parse_store("etcd://10.0.0.1:2379,10.0.0.2").unwrap(),
+            vec!["10.0.0.1:2379", "10.0.0.2:2379"]
+        );
+        assert!(parse_store("etcd://").is_err());
+        assert!(parse_store("https://x:2379").is_err());
+    }
+}
