@@ -3,7 +3,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # The plugin binaries, named after their CNI type.
-plugins := "bridge macvlan vxlan-overlay loopback portmap host-local dnsname"
+plugins := "bridge macvlan vxlan-overlay loopback portmap host-local dnsname cluster-ipam"
 # The per-host daemon dnsname starts on demand: installed beside the plugins.
 daemon := "cni-rs-daemon"
 bin := "target/release"
@@ -53,6 +53,8 @@ deps-clients: deps
     command -v jq        >/dev/null || need+=(jq)          # fuzz seeds from conf-examples
     command -v dnsmasq   >/dev/null || need+=(dnsmasq-base)   # the upstream resolver of the dnsname tests
     command -v dig       >/dev/null || need+=(bind9-dnsutils) # the dnsname tests ask names from inside containers
+    command -v etcd      >/dev/null || need+=(etcd-server)    # the cluster tests run etcd inside fake hosts
+    command -v etcdctl   >/dev/null || need+=(etcd-client)
     {{just_executable()}} _apt-install "${need[@]}"
 
 # apt-get update once, then install the given packages (none: nothing to do)

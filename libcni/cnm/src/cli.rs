@@ -25,7 +25,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    fn registry(&self) -> Registry {
+    pub(crate) fn registry(&self) -> Registry {
         Registry {
             conf_dir: self.conf_dir.clone(),
             data_dir: std::env::var_os("CNI_IPAM_DATA_DIR")
@@ -286,8 +286,13 @@ fn create(a: &CreateArgs, s: &Settings) -> Result<()> {
         options,
         labels,
         builtin: false,
+        cluster: false,
     };
-    let e = s.registry().create(net)?;
+    let e = if net.driver == Driver::Overlay && super::cluster::joined() {
+        super::cluster::create_overlay(net, s)?
+    } else {
+        s.registry().create(net)?
+    };
     println!("{}", e.id);
     Ok(())
 }
@@ -382,7 +387,7 @@ fn ls(a: &LsArgs, s: &Settings) -> Result<()> {
     }
 }
 
-fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+pub(crate) fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
     let mut widths = header.map(str::len);
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -502,6 +507,11 @@ fn remove(e: &Entry, s: &Settings) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         )));
+    }
+    // A cluster network goes cluster-wide first (refused while any host
+    // has endpoints on it); every host's daemon then removes its conflist.
+    if e.network.as_ref().is_some_and(|n| n.cluster) {
+        super::cluster::remove_network(e, s)?;
     }
     let mut errs = ErrorList::new();
     if let Some(list) = &e.list {

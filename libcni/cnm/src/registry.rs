@@ -115,6 +115,7 @@ impl Registry {
             options,
             labels: BTreeMap::new(),
             builtin: true,
+            cluster: false,
         };
         let list = if driver == Driver::Host {
             None

@@ -120,3 +120,42 @@ mod tests {
         assert!(parse_store("https://x:2379").is_err());
     }
 }
+
+/// Why the daemon did not do what was asked: `code` is the CNI code to
+/// report (11 when the store is out of reach).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AskError {
+    pub code: Option<u32>,
+    pub msg: String,
+}
+
+/// Ask this host's daemon (started if needed) a cluster request; its
+/// answer's data on success.
+pub fn ask(
+    req: crate::control::ClusterRequest,
+    cni_path: &[PathBuf],
+    timeout: std::time::Duration,
+) -> Result<Option<serde_json::Value>, AskError> {
+    let state = crate::StateDir::resolve(None);
+    crate::start::ensure_running(&state, cni_path).map_err(|e| AskError {
+        code: Some(11),
+        msg: format!("the per-host daemon is not available: {e}"),
+    })?;
+    let reply = crate::control::call(
+        &state.socket(),
+        &crate::control::Request::Cluster { req },
+        timeout,
+    )
+    .map_err(|e| AskError {
+        code: Some(11),
+        msg: format!("asking the per-host daemon: {e}"),
+    })?;
+    if reply.ok {
+        Ok(reply.data)
+    } else {
+        Err(AskError {
+            code: reply.code,
+            msg: reply.error.unwrap_or_else(|| "the daemon refused".into()),
+        })
+    }
+}

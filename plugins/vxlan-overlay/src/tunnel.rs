@@ -75,7 +75,10 @@ pub fn ensure(nl: &mut Netlink, conf: &Conf, want: &Want) -> Result<Link> {
     if !vx.up {
         nl.set_link_up(vx.index)?;
     }
-    sync_fdb(nl, vx.index, &want.peers)?;
+    // In a cluster the daemon programs the entries from the store.
+    if !conf.cluster {
+        sync_fdb(nl, vx.index, &want.peers)?;
+    }
     nl.link_by_index(br.index)
 }
 

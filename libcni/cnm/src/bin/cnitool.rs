@@ -56,6 +56,10 @@ enum Verb {
     /// Sandboxes: named network namespaces standing for containers
     #[command(subcommand)]
     Sandbox(cnm_cli::SandboxCmd),
+    /// Cluster scope: join hosts through an etcd store (CNI_CLUSTER_CONF,
+    /// default /etc/cni/cluster.json)
+    #[command(subcommand)]
+    Cluster(cni_cnm::cluster::ClusterCmd),
     /// Print a shell completion script
     Completion { shell: Shell },
 }
@@ -114,6 +118,7 @@ fn run(verb: Verb) -> Result<()> {
     match verb {
         Verb::Network(cmd) => cnm_cli::network(cmd, &env_settings()),
         Verb::Sandbox(cmd) => cnm_cli::sandbox(cmd, &env_settings()),
+        Verb::Cluster(cmd) => cni_cnm::cluster::cluster(cmd, &env_settings()),
         Verb::Add(a) => attachment_verb("add", &a.network, &a.netns),
         Verb::Check(a) => attachment_verb("check", &a.network, &a.netns),
         Verb::Del(a) => attachment_verb("del", &a.network, &a.netns),
