@@ -9,6 +9,7 @@
 pub mod bridge_host;
 pub mod clients;
 pub mod conflist;
+pub mod etcd;
 pub mod netns;
 pub mod paths;
 pub mod plugin;
@@ -16,6 +17,7 @@ pub mod proc;
 pub mod reliability;
 pub mod state;
 pub mod tempdir;
+pub mod underlay;
 
 pub use netns::{FakeHost, Netns, NetnsPool};
 pub use paths::{our_binary, reference_binary, Binary};

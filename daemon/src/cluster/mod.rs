@@ -279,6 +279,13 @@ impl Cluster {
             ClusterRequest::Join { .. } | ClusterRequest::Leave { .. } => Reply::ok(),
             ClusterRequest::Hosts => self.hosts().await,
             ClusterRequest::Vni { network } => self.vni(&network).await,
+            ClusterRequest::VniRelease { network, vni } => {
+                let k = key(&["vnis", &vni.to_string()]);
+                match self.etcd.delete_if(&k, network.as_bytes()).await {
+                    Ok(_) => Reply::ok(),
+                    Err(e) => fail(e),
+                }
+            }
             ClusterRequest::NetworkPut { network, conflist } => {
                 self.network_put(&network, conflist).await
             }

@@ -180,8 +180,15 @@ fn ls(s: &Settings) -> Result<()> {
 /// in etcd, whence every host's daemon writes it too.
 pub fn create_overlay(mut net: Network, s: &Settings) -> Result<Entry> {
     net.cluster = true;
-    let given = super::drivers::has_vni(&net);
-    if !given {
+    let reg = s.registry();
+    if reg.find(&net.name).is_ok() {
+        return Err(Error::invalid_config(format!(
+            "network with name {} already exists",
+            net.name
+        )));
+    }
+    let mut reserved = None;
+    if !super::drivers::has_vni(&net) {
         let vni = ask(
             ClusterRequest::Vni {
                 network: net.name.clone(),
@@ -189,30 +196,38 @@ pub fn create_overlay(mut net: Network, s: &Settings) -> Result<Entry> {
             s,
         )?
         .and_then(|v| v.as_u64())
+        .and_then(|v| u32::try_from(v).ok())
         .ok_or_else(|| Error::io("the daemon assigned no VXLAN ID"))?;
         net.options.insert("vni".into(), vni.to_string());
+        reserved = Some(vni);
     }
-    let reg = s.registry();
-    let e = reg.create(net)?;
-    let stored = e
-        .list
-        .as_ref()
-        .map(|l| std::fs::read(&l.source))
-        .transpose()
-        .map_err(|err| Error::from_io("reading the new conflist", err))?
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .ok_or_else(|| Error::io("the new conflist cannot be read back"))?;
-    if let Err(err) = ask(
-        ClusterRequest::NetworkPut {
-            network: e.name.clone(),
-            conflist: stored,
-        },
-        s,
-    ) {
-        let _ = reg.remove_file(&e);
-        return Err(err);
+    let name = net.name.clone();
+    let created = reg.create(net).and_then(|e| {
+        let stored = e
+            .list
+            .as_ref()
+            .and_then(|l| std::fs::read(&l.source).ok())
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .ok_or_else(|| Error::io("the new conflist cannot be read back"))?;
+        let put = ask(
+            ClusterRequest::NetworkPut {
+                network: e.name.clone(),
+                conflist: stored,
+            },
+            s,
+        );
+        match put {
+            Ok(_) => Ok(e),
+            Err(err) => {
+                let _ = reg.remove_file(&e);
+                Err(err)
+            }
+        }
+    });
+    if let (Err(_), Some(vni)) = (&created, reserved) {
+        let _ = ask(ClusterRequest::VniRelease { network: name, vni }, s);
     }
-    Ok(e)
+    created
 }
 
 /// `network rm` of a cluster network: gone cluster-wide, refused while

@@ -48,6 +48,8 @@ pub enum ClusterRequest {
     Hosts,
     /// A free VXLAN ID for `network`, reserved in the store: data = vni.
     Vni { network: String },
+    /// Give back a VXLAN ID reserved by `Vni` when the create failed.
+    VniRelease { network: String, vni: u32 },
     /// Store a cluster-scope network (create only): every host writes it.
     NetworkPut {
         network: String,

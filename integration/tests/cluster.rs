@@ -1,0 +1,351 @@
+//! Cluster scope on etcd, end to end: fake hosts on one underlay, etcd in
+//! one of them (never on the machine's network), cnitool joining the
+//! others, one `network create -d overlay` seen everywhere, containers on
+//! every host getting addresses of one subnet with no `--ip-range` and
+//! reaching each other through forwarding entries programmed from the
+//! store. Each host has its own config, cache, daemon state folder and
+//! cluster file (CNI_CLUSTER_CONF). All tests need root.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use integration::etcd::EtcdCluster;
+use integration::state::ping;
+use integration::underlay::{host_ip, Underlay};
+use integration::{our_binary, unique_id, FakeHost, Invocation, Netns, TempDir};
+use serde_json::Value;
+
+const SUBNET: &str = "10.88.0.0/24";
+
+/// One clustered host: where cnitool, the plugins and the daemon keep
+/// their files.
+struct Site<'a> {
+    host: &'a FakeHost,
+    name: String,
+    ip: String,
+    dir: TempDir,
+}
+
+impl<'a> Site<'a> {
+    fn new(u: &'a Underlay, i: usize) -> Self {
+        Site {
+            host: &u.hosts[i],
+            name: format!("h{i}"),
+            ip: host_ip(i),
+            dir: TempDir::new(&format!("cl{i}")),
+        }
+    }
+
+    fn confdir(&self) -> PathBuf {
+        self.dir.join("net.d")
+    }
+
+    fn envs(&self) -> Vec<(&'static str, String)> {
+        let bin_dir = our_binary("cnitool").parent().unwrap().to_path_buf();
+        vec![
+            ("NETCONFPATH", self.confdir().display().to_string()),
+            (
+                "CNI_CACHE_DIR",
+                self.dir.join("cache").display().to_string(),
+            ),
+            (
+                "CNI_RS_DNS_DIR",
+                self.dir.join("daemon").display().to_string(),
+            ),
+            (
+                "CNI_CLUSTER_CONF",
+                self.dir.join("cluster.json").display().to_string(),
+            ),
+            ("CNI_PATH", format!("{}:/usr/lib/cni", bin_dir.display())),
+        ]
+    }
+
+    fn cnitool(&self, args: &[&str]) -> Output {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", self.host.path_str()))
+            .arg(our_binary("cnitool"))
+            .args(args);
+        for (k, v) in self.envs() {
+            c.env(k, v);
+        }
+        c.output().expect("spawn cnitool")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cnitool(args);
+        assert!(
+            out.status.success(),
+            "{}: cnitool {args:?} failed:\nstdout: {}\nstderr: {}\ndaemon log: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.daemon_log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon").join("daemon.log")).unwrap_or_default()
+    }
+
+    fn join(&self, etcd: &EtcdCluster, init: bool) {
+        let verb = if init { "init" } else { "join" };
+        self.ok(&[
+            "cluster",
+            verb,
+            "--store",
+            &etcd.store_url(),
+            "--advertise",
+            "eth0",
+            "--name",
+            &self.name,
+        ]);
+    }
+
+    fn conflist(&self, net: &str) -> Option<Value> {
+        let b = std::fs::read(self.confdir().join(format!("{net}.conflist"))).ok()?;
+        serde_json::from_slice(&b).ok()
+    }
+
+    /// ADD through cnitool; the container's address.
+    fn add(&self, net: &str, ctr: &Netns) -> String {
+        let out = self.ok(&["add", net, &ctr.path_str()]);
+        let v: Value = serde_json::from_str(&out).expect("cnitool add prints the result");
+        let cidr = v["ips"][0]["address"]
+            .as_str()
+            .expect("an address")
+            .to_string();
+        cidr.split('/').next().unwrap().to_string()
+    }
+
+    fn del(&self, net: &str, ctr: &Netns) {
+        self.ok(&["del", net, &ctr.path_str()]);
+    }
+
+    /// Remote entries of the network's VXLAN device: (mac, dst).
+    fn fdb(&self, vni: u64) -> BTreeSet<(String, String)> {
+        let out = self
+            .host
+            .exec(&["bridge", "-j", "fdb", "show", "dev", &format!("vxlan{vni}")]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                Some((
+                    e["mac"].as_str()?.to_string(),
+                    e["dst"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    }
+}
+
+fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn mac_of(ns: &Netns) -> String {
+    let out = ns.exec_ok(&["cat", "/sys/class/net/eth0/address"]);
+    out.trim().to_string()
+}
+
+/// Keys of ours in the store that mention `host` (as key part or value).
+fn keys_of(etcd: &EtcdCluster, host: &str) -> Vec<(String, String)> {
+    etcd.get_prefix("/cni-rs/")
+        .into_iter()
+        .filter(|(k, v)| {
+            k.ends_with(&format!("/{host}"))
+                || v == host
+                || v.contains(&format!("\"host\":\"{host}\""))
+        })
+        .collect()
+}
+
+#[test]
+fn root_cluster_overlay_spans_hosts_with_one_subnet_and_leaves_nothing() {
+    let u = Underlay::new(3, "cl");
+    // etcd on host 0, members on hosts 1 and 2.
+    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let a = Site::new(&u, 1);
+    let b = Site::new(&u, 2);
+    a.join(&etcd, true);
+    b.join(&etcd, false);
+
+    let ls = a.ok(&["cluster", "ls"]);
+    for s in [&a, &b] {
+        let row = ls
+            .lines()
+            .find(|l| l.starts_with(&s.name))
+            .unwrap_or_else(|| panic!("{} missing from cluster ls:\n{ls}", s.name));
+        assert!(row.contains(&s.ip) && row.contains("ready"), "{row}");
+    }
+
+    // One create, on host a; no -o vni, no --ip-range.
+    let net = unique_id("clnet");
+    a.ok(&[
+        "network", "create", "-d", "overlay", "--subnet", SUBNET, &net,
+    ]);
+    wait_until("the conflist on host b", Duration::from_secs(3), || {
+        b.conflist(&net).is_some()
+    });
+    let list = b.conflist(&net).unwrap();
+    assert_eq!(
+        list,
+        a.conflist(&net).unwrap(),
+        "both hosts hold the same conflist"
+    );
+    let plugin = &list["plugins"][0];
+    assert_eq!(plugin["ipam"]["type"], "cluster-ipam");
+    let vni = plugin["vni"].as_u64().expect("the cluster assigned a VNI");
+    assert!(vni >= 4096, "VNI {vni}");
+    let stored = etcd.get_prefix(&format!("/cni-rs/networks/{net}"));
+    assert_eq!(stored.len(), 1, "the network is in etcd");
+    let ls_b = b.ok(&["network", "ls"]);
+    let row = ls_b
+        .lines()
+        .find(|l| l.contains(&net))
+        .expect("network ls on b");
+    assert!(row.contains("overlay") && row.contains("swarm"), "{row}");
+
+    // Three containers per host, addresses of one subnet, all distinct.
+    let ctrs_a: Vec<Netns> = (0..3).map(|i| Netns::new(&format!("ca{i}"))).collect();
+    let ctrs_b: Vec<Netns> = (0..3).map(|i| Netns::new(&format!("cb{i}"))).collect();
+    let ips_a: Vec<String> = ctrs_a.iter().map(|c| a.add(&net, c)).collect();
+    let ips_b: Vec<String> = ctrs_b.iter().map(|c| b.add(&net, c)).collect();
+    let all: BTreeSet<&String> = ips_a.iter().chain(&ips_b).collect();
+    assert_eq!(all.len(), 6, "addresses are unique: {ips_a:?} {ips_b:?}");
+    for ip in &all {
+        let last: u8 = ip
+            .strip_prefix("10.88.0.")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            (1..255).contains(&last),
+            "{ip} outside {SUBNET} or not a host address"
+        );
+    }
+    let blocks = etcd.get_prefix(&format!("/cni-rs/blocks/{net}/"));
+    let owners: BTreeSet<&str> = blocks.iter().map(|(_, v)| v.as_str()).collect();
+    assert_eq!(
+        owners,
+        BTreeSet::from(["h1", "h2"]),
+        "one block per host: {blocks:?}"
+    );
+
+    // Static entries for every remote container, flooding to the other host.
+    wait_until("forwarding entries on a", Duration::from_secs(1), || {
+        let fdb = a.fdb(vni);
+        ctrs_b
+            .iter()
+            .all(|c| fdb.contains(&(mac_of(c), b.ip.clone())))
+            && fdb.contains(&("00:00:00:00:00:00".into(), b.ip.clone()))
+    });
+    wait_until("forwarding entries on b", Duration::from_secs(1), || {
+        let fdb = b.fdb(vni);
+        ctrs_a
+            .iter()
+            .all(|c| fdb.contains(&(mac_of(c), a.ip.clone())))
+    });
+    for (ca, ipa) in ctrs_a.iter().zip(&ips_a) {
+        for (cb, ipb) in ctrs_b.iter().zip(&ips_b) {
+            assert!(ping(ca, ipb), "{ipa} on a cannot reach {ipb} on b");
+            assert!(ping(cb, ipa), "{ipb} on b cannot reach {ipa} on a");
+        }
+    }
+
+    // A second create of the same name anywhere is refused.
+    let again = b.cnitool(&["network", "create", "-d", "overlay", &net]);
+    assert!(!again.status.success());
+
+    // DEL on b: its endpoints leave the store and a's forwarding entries.
+    let macs_b: Vec<String> = ctrs_b.iter().map(mac_of).collect();
+    for c in &ctrs_b {
+        b.del(&net, c);
+    }
+    let eps = etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/"));
+    assert!(
+        eps.iter().all(|(_, v)| !v.contains("\"host\":\"h2\"")),
+        "{eps:?}"
+    );
+    wait_until("b's entries gone from a", Duration::from_secs(1), || {
+        let fdb = a.fdb(vni);
+        macs_b.iter().all(|mac| !fdb.iter().any(|(m, _)| m == mac))
+    });
+
+    // rm refused while a has endpoints; b leaves and nothing of it stays.
+    assert!(!b.cnitool(&["network", "rm", &net]).status.success());
+    b.ok(&["cluster", "leave"]);
+    assert_eq!(keys_of(&etcd, "h2"), vec![], "etcd holds nothing of h2");
+    assert!(
+        b.conflist(&net).is_none(),
+        "b's materialized conflist is gone"
+    );
+    assert!(!b.dir.join("cluster.json").exists());
+    let ls = a.ok(&["cluster", "ls"]);
+    assert!(!ls.lines().any(|l| l.starts_with("h2")), "{ls}");
+
+    for c in &ctrs_a {
+        a.del(&net, c);
+    }
+    a.ok(&["network", "rm", &net]);
+    assert!(a.conflist(&net).is_none());
+    a.ok(&["cluster", "leave"]);
+    let left: Vec<(String, String)> = etcd
+        .get_prefix("/cni-rs/")
+        .into_iter()
+        .filter(|(k, _)| k != "/cni-rs/cluster")
+        .collect();
+    assert_eq!(
+        left,
+        vec![],
+        "the store holds nothing but the cluster marker"
+    );
+}
+
+#[test]
+fn root_cluster_add_fails_with_code_11_when_the_store_is_gone_and_no_block_has_room() {
+    let u = Underlay::new(2, "cu");
+    let mut etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let a = Site::new(&u, 1);
+    a.join(&etcd, true);
+    let net = unique_id("clnet");
+    a.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.89.0.0/24",
+        &net,
+    ]);
+    let list = a.conflist(&net).expect("conflist");
+    etcd.kill(0);
+
+    let ctr = Netns::new("cu");
+    let mut conf = list["plugins"][0].clone();
+    conf["cniVersion"] = list["cniVersion"].clone();
+    conf["name"] = list["name"].clone();
+    let mut inv =
+        Invocation::ours("vxlan-overlay").cni("ADD", a.host, "c1", &ctr.path_str(), "eth0", &conf);
+    for (k, v) in a.envs() {
+        inv = inv.env(k, &v);
+    }
+    let out = inv.run();
+    out.expect_error(11);
+    // Nothing half-made: no veth in the container, no lease on disk.
+    let links = ctr.exec_ok(&["ip", "-o", "link", "show"]);
+    assert!(!links.contains("eth0"), "{links}");
+    let leases = std::fs::read_dir(a.dir.join("daemon").join("cluster-ipam").join(&net))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(leases, 0);
+    // Leaving needs the store; the test folders go with the site.
+    let _ = a.cnitool(&["cluster", "leave", "--force"]);
+}
