@@ -349,3 +349,94 @@ fn root_cluster_add_fails_with_code_11_when_the_store_is_gone_and_no_block_has_r
     // Leaving needs the store; the test folders go with the site.
     let _ = a.cnitool(&["cluster", "leave", "--force"]);
 }
+
+#[test]
+fn root_cluster_three_hosts_parallel_adds_survive_one_etcd_member_and_a_fourth_host_joins() {
+    const PER_HOST: usize = 8;
+    let u = Underlay::new(4, "c3");
+    // A 3-member etcd on the first three hosts, which are also members.
+    let mut etcd = EtcdCluster::start(&[
+        (&u.hosts[0], host_ip(0)),
+        (&u.hosts[1], host_ip(1)),
+        (&u.hosts[2], host_ip(2)),
+    ]);
+    let sites: Vec<Site> = (0..3).map(|i| Site::new(&u, i)).collect();
+    sites[0].join(&etcd, true);
+    for s in &sites[1..] {
+        s.join(&etcd, false);
+    }
+    let net = unique_id("c3net");
+    sites[1].ok(&["network", "create", "-d", "overlay", "--subnet", "10.90.0.0/22", &net]);
+    for s in &sites {
+        wait_until("the conflist everywhere", Duration::from_secs(3), || {
+            s.conflist(&net).is_some()
+        });
+    }
+
+    // Every host adds its containers at once.
+    let ctrs: Vec<Vec<Netns>> = (0..3)
+        .map(|h| (0..PER_HOST).map(|i| Netns::new(&format!("c{h}x{i}"))).collect())
+        .collect();
+    let ips: Vec<Vec<String>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = sites
+            .iter()
+            .zip(&ctrs)
+            .flat_map(|(s, cs)| cs.iter().map(move |c| (s, c)))
+            .map(|(s, c)| sc.spawn(|| s.add(&net, c)))
+            .collect();
+        let flat: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        flat.chunks(PER_HOST).map(|c| c.to_vec()).collect()
+    });
+    let unique: BTreeSet<&String> = ips.iter().flatten().collect();
+    assert_eq!(unique.len(), 3 * PER_HOST, "duplicate addresses: {ips:?}");
+
+    // One etcd member dies: nothing changes for ADD or reachability.
+    etcd.kill(0);
+    let late: Vec<Netns> = (0..3).map(|h| Netns::new(&format!("c{h}late"))).collect();
+    let late_ips: Vec<String> = sites.iter().zip(&late).map(|(s, c)| s.add(&net, c)).collect();
+    let unique: BTreeSet<&String> = ips.iter().flatten().chain(&late_ips).collect();
+    assert_eq!(unique.len(), 3 * PER_HOST + 3);
+    for h in 0..3 {
+        for o in (0..3).filter(|o| *o != h) {
+            for ip in ips[o].iter().chain([&late_ips[o]]) {
+                assert!(ping(&late[h], ip), "host {h} cannot reach {ip} on host {o}");
+            }
+        }
+    }
+
+    // A fourth host joins with nothing changed on the others.
+    let d = Site::new(&u, 3);
+    d.join(&etcd, false);
+    wait_until("the conflist on the new host", Duration::from_secs(3), || {
+        d.conflist(&net).is_some()
+    });
+    let newc = Netns::new("c3new");
+    let new_ip = d.add(&net, &newc);
+    assert!(!unique.contains(&new_ip));
+    for (h, c) in late.iter().enumerate() {
+        assert!(ping(&newc, &late_ips[h]), "new host cannot reach host {h}");
+        assert!(ping(c, &new_ip), "host {h} cannot reach the new host");
+    }
+
+    d.del(&net, &newc);
+    d.ok(&["cluster", "leave"]);
+    for (s, cs) in sites.iter().zip(&ctrs) {
+        for c in cs {
+            s.del(&net, c);
+        }
+    }
+    for (s, c) in sites.iter().zip(&late) {
+        s.del(&net, c);
+    }
+    assert_eq!(etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/")), vec![]);
+    sites[0].ok(&["network", "rm", &net]);
+    for s in &sites {
+        s.ok(&["cluster", "leave"]);
+    }
+    let left: Vec<(String, String)> = etcd
+        .get_prefix("/cni-rs/")
+        .into_iter()
+        .filter(|(k, _)| k != "/cni-rs/cluster")
+        .collect();
+    assert_eq!(left, vec![]);
+}
