@@ -137,15 +137,23 @@ pub fn ask(
     timeout: std::time::Duration,
 ) -> Result<Option<serde_json::Value>, AskError> {
     let state = crate::StateDir::resolve(None);
-    crate::start::ensure_running(&state, cni_path).map_err(|e| AskError {
-        code: Some(11),
-        msg: format!("the per-host daemon is not available: {e}"),
-    })?;
-    let reply = crate::control::call(
-        &state.socket(),
-        &crate::control::Request::Cluster { req },
-        timeout,
-    )
+    let req = crate::control::Request::Cluster { req };
+    // The daemon usually runs: ask first, start it only when nobody answers.
+    let reply = match crate::control::call(&state.socket(), &req, timeout) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            crate::start::ensure_running(&state, cni_path).map_err(|e| AskError {
+                code: Some(11),
+                msg: format!("the per-host daemon is not available: {e}"),
+            })?;
+            crate::control::call(&state.socket(), &req, timeout)
+        }
+        other => other,
+    }
     .map_err(|e| AskError {
         code: Some(11),
         msg: format!("asking the per-host daemon: {e}"),
