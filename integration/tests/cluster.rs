@@ -366,7 +366,15 @@ fn root_cluster_three_hosts_parallel_adds_survive_one_etcd_member_and_a_fourth_h
         s.join(&etcd, false);
     }
     let net = unique_id("c3net");
-    sites[1].ok(&["network", "create", "-d", "overlay", "--subnet", "10.90.0.0/22", &net]);
+    sites[1].ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.90.0.0/22",
+        &net,
+    ]);
     for s in &sites {
         wait_until("the conflist everywhere", Duration::from_secs(3), || {
             s.conflist(&net).is_some()
@@ -375,7 +383,11 @@ fn root_cluster_three_hosts_parallel_adds_survive_one_etcd_member_and_a_fourth_h
 
     // Every host adds its containers at once.
     let ctrs: Vec<Vec<Netns>> = (0..3)
-        .map(|h| (0..PER_HOST).map(|i| Netns::new(&format!("c{h}x{i}"))).collect())
+        .map(|h| {
+            (0..PER_HOST)
+                .map(|i| Netns::new(&format!("c{h}x{i}")))
+                .collect()
+        })
         .collect();
     let ips: Vec<Vec<String>> = std::thread::scope(|sc| {
         let handles: Vec<_> = sites
@@ -393,13 +405,17 @@ fn root_cluster_three_hosts_parallel_adds_survive_one_etcd_member_and_a_fourth_h
     // One etcd member dies: nothing changes for ADD or reachability.
     etcd.kill(0);
     let late: Vec<Netns> = (0..3).map(|h| Netns::new(&format!("c{h}late"))).collect();
-    let late_ips: Vec<String> = sites.iter().zip(&late).map(|(s, c)| s.add(&net, c)).collect();
+    let late_ips: Vec<String> = sites
+        .iter()
+        .zip(&late)
+        .map(|(s, c)| s.add(&net, c))
+        .collect();
     let unique: BTreeSet<&String> = ips.iter().flatten().chain(&late_ips).collect();
     assert_eq!(unique.len(), 3 * PER_HOST + 3);
-    for h in 0..3 {
+    for (h, from) in late.iter().enumerate() {
         for o in (0..3).filter(|o| *o != h) {
             for ip in ips[o].iter().chain([&late_ips[o]]) {
-                assert!(ping(&late[h], ip), "host {h} cannot reach {ip} on host {o}");
+                assert!(ping(from, ip), "host {h} cannot reach {ip} on host {o}");
             }
         }
     }
@@ -407,9 +423,11 @@ fn root_cluster_three_hosts_parallel_adds_survive_one_etcd_member_and_a_fourth_h
     // A fourth host joins with nothing changed on the others.
     let d = Site::new(&u, 3);
     d.join(&etcd, false);
-    wait_until("the conflist on the new host", Duration::from_secs(3), || {
-        d.conflist(&net).is_some()
-    });
+    wait_until(
+        "the conflist on the new host",
+        Duration::from_secs(3),
+        || d.conflist(&net).is_some(),
+    );
     let newc = Netns::new("c3new");
     let new_ip = d.add(&net, &newc);
     assert!(!unique.contains(&new_ip));
@@ -428,7 +446,10 @@ fn root_cluster_three_hosts_parallel_adds_survive_one_etcd_member_and_a_fourth_h
     for (s, c) in sites.iter().zip(&late) {
         s.del(&net, c);
     }
-    assert_eq!(etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/")), vec![]);
+    assert_eq!(
+        etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/")),
+        vec![]
+    );
     sites[0].ok(&["network", "rm", &net]);
     for s in &sites {
         s.ok(&["cluster", "leave"]);
