@@ -91,17 +91,67 @@ impl<'a> Site<'a> {
     }
 
     fn join(&self, etcd: &EtcdCluster, init: bool) {
+        self.join_with(etcd, init, &[]);
+    }
+
+    fn join_with(&self, etcd: &EtcdCluster, init: bool, extra: &[&str]) {
         let verb = if init { "init" } else { "join" };
-        self.ok(&[
+        let store = etcd.store_url();
+        let mut args = vec![
             "cluster",
             verb,
             "--store",
-            &etcd.store_url(),
+            &store,
             "--advertise",
             "eth0",
             "--name",
             &self.name,
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+    }
+
+    /// The pid of this host's daemon.
+    fn daemon_pid(&self) -> Option<u32> {
+        let want = format!("CNI_RS_DNS_DIR={}", self.dir.join("daemon").display());
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let exe = std::fs::read_link(e.path().join("exe")).ok()?;
+            if !exe.to_string_lossy().contains("cni-rs-daemon") {
+                return None;
+            }
+            let env = std::fs::read(e.path().join("environ")).ok()?;
+            env.split(|b| *b == 0)
+                .any(|kv| kv == want.as_bytes())
+                .then_some(pid)
+        })
+    }
+
+    /// Run the network's plugin directly (to read its CNI error code).
+    fn plugin(&self, cmd: &str, net: &str, id: &str, ctr: &Netns) -> integration::Outcome {
+        let list = self.conflist(net).expect("conflist");
+        let mut conf = list["plugins"][0].clone();
+        conf["cniVersion"] = list["cniVersion"].clone();
+        conf["name"] = list["name"].clone();
+        let mut inv = Invocation::ours("vxlan-overlay").cni(
+            cmd,
+            self.host,
+            id,
+            &ctr.path_str(),
+            "eth0",
+            &conf,
+        );
+        for (k, v) in self.envs() {
+            inv = inv.env(k, &v);
+        }
+        inv.run()
+    }
+
+    /// Files in this host's cluster-ipam lease folder of `net`.
+    fn lease_files(&self, net: &str) -> usize {
+        std::fs::read_dir(self.dir.join("daemon").join("cluster-ipam").join(net))
+            .map(|d| d.count())
+            .unwrap_or(0)
     }
 
     fn conflist(&self, net: &str) -> Option<Value> {
@@ -325,27 +375,16 @@ fn root_cluster_add_fails_with_code_11_when_the_store_is_gone_and_no_block_has_r
         "10.89.0.0/24",
         &net,
     ]);
-    let list = a.conflist(&net).expect("conflist");
+    assert!(a.conflist(&net).is_some());
     etcd.kill(0);
 
     let ctr = Netns::new("cu");
-    let mut conf = list["plugins"][0].clone();
-    conf["cniVersion"] = list["cniVersion"].clone();
-    conf["name"] = list["name"].clone();
-    let mut inv =
-        Invocation::ours("vxlan-overlay").cni("ADD", a.host, "c1", &ctr.path_str(), "eth0", &conf);
-    for (k, v) in a.envs() {
-        inv = inv.env(k, &v);
-    }
-    let out = inv.run();
+    let out = a.plugin("ADD", &net, "c1", &ctr);
     out.expect_error(11);
     // Nothing half-made: no veth in the container, no lease on disk.
     let links = ctr.exec_ok(&["ip", "-o", "link", "show"]);
     assert!(!links.contains("eth0"), "{links}");
-    let leases = std::fs::read_dir(a.dir.join("daemon").join("cluster-ipam").join(&net))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert_eq!(leases, 0);
+    assert_eq!(a.lease_files(&net), 0);
     // Leaving needs the store; the test folders go with the site.
     let _ = a.cnitool(&["cluster", "leave", "--force"]);
 }
@@ -460,4 +499,156 @@ fn root_cluster_three_hosts_parallel_adds_survive_one_etcd_member_and_a_fourth_h
         .filter(|(k, _)| k != "/cni-rs/cluster")
         .collect();
     assert_eq!(left, vec![]);
+}
+
+#[test]
+fn root_cluster_a_dead_host_is_released_after_the_grace_period() {
+    let u = Underlay::new(3, "cd");
+    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let a = Site::new(&u, 1);
+    let b = Site::new(&u, 2);
+    a.join_with(&etcd, true, &["--lease-ttl", "2", "--grace-period", "2"]);
+    b.join_with(&etcd, false, &["--lease-ttl", "2"]);
+    let net = unique_id("cdnet");
+    a.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.94.0.0/24",
+        &net,
+    ]);
+    wait_until("the conflist on b", Duration::from_secs(3), || {
+        b.conflist(&net).is_some()
+    });
+    let vni = a.conflist(&net).unwrap()["plugins"][0]["vni"]
+        .as_u64()
+        .unwrap();
+    let ca = Netns::new("cda");
+    let cb = Netns::new("cdb");
+    a.add(&net, &ca);
+    let ip_b = b.add(&net, &cb);
+    let mac_b = mac_of(&cb);
+    wait_until("b's entries on a", Duration::from_secs(1), || {
+        a.fdb(vni).contains(&(mac_b.clone(), b.ip.clone()))
+    });
+    // A live host is not removed without --force.
+    assert!(!a.cnitool(&["cluster", "rm", "h2"]).status.success());
+
+    // Host b dies: its daemon is killed and its underlay link is gone.
+    let pid = b.daemon_pid().expect("b's daemon runs");
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    assert!(killed.is_ok_and(|s| s.success()), "kill b's daemon");
+    b.host.ip_ok(&["link", "del", "eth0"]);
+
+    // Lease (2 s) + grace (2 s): a drops every entry to b, the store every
+    // key of b's.
+    wait_until("b released", Duration::from_secs(12), || {
+        !a.fdb(vni).iter().any(|(_, dst)| *dst == b.ip) && keys_of(&etcd, "h2").is_empty()
+    });
+    assert!(
+        !etcd
+            .get_prefix(&format!("/cni-rs/endpoints/{net}/{ip_b}"))
+            .iter()
+            .any(|_| true),
+        "b's endpoint is gone"
+    );
+    let ls = a.ok(&["cluster", "ls"]);
+    assert!(!ls.contains("h2"), "{ls}");
+
+    a.del(&net, &ca);
+    a.ok(&["network", "rm", &net]);
+    a.ok(&["cluster", "leave"]);
+}
+
+#[test]
+fn root_cluster_a_partitioned_host_refuses_addresses_and_reports_reclaimed_ones() {
+    let u = Underlay::new(3, "cp");
+    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let a = Site::new(&u, 1);
+    let b = Site::new(&u, 2);
+    a.join_with(&etcd, true, &["--lease-ttl", "2", "--grace-period", "2"]);
+    b.join_with(&etcd, false, &["--lease-ttl", "2"]);
+    // A /28 is one block: whoever holds it holds every address.
+    let net = unique_id("cpnet");
+    a.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.95.0.0/28",
+        &net,
+    ]);
+    wait_until("the conflist on b", Duration::from_secs(3), || {
+        b.conflist(&net).is_some()
+    });
+    let c1 = Netns::new("cp1");
+    let ip1 = a.add(&net, &c1);
+    a.ok(&["check", &net, &c1.path_str()]);
+
+    // Cut a off from etcd, both ways (the underlay to b stays).
+    let etcd_ip = host_ip(0);
+    a.host
+        .ip_ok(&["route", "add", "blackhole", &format!("{etcd_ip}/32")]);
+    u.hosts[0].ip_ok(&["route", "add", "blackhole", &format!("{}/32", a.ip)]);
+    let c2 = Netns::new("cp2");
+    a.plugin("ADD", &net, "c2", &c2).expect_error(11);
+    let links = c2.exec_ok(&["ip", "-o", "link", "show"]);
+    assert!(!links.contains("eth0"), "nothing half-made: {links}");
+    assert_eq!(a.lease_files(&net), 2, "only c1's lease and endpoint copy");
+
+    // b releases a after lease + grace, takes the block and hands out
+    // what a had given c1.
+    wait_until("a released by b", Duration::from_secs(12), || {
+        keys_of(&etcd, "h1").is_empty()
+    });
+    let c3 = Netns::new("cp3");
+    let ip3 = b.add(&net, &c3);
+    assert_eq!(ip3, ip1, "the reclaimed block is handed out again");
+    // Still cut off: refused with code 11 at the IPAM step now.
+    a.plugin("ADD", &net, "c2", &c2).expect_error(11);
+
+    // Healed: a comes back, and CHECK and STATUS report c1's address.
+    a.host
+        .ip_ok(&["route", "del", "blackhole", &format!("{etcd_ip}/32")]);
+    u.hosts[0].ip_ok(&["route", "del", "blackhole", &format!("{}/32", a.ip)]);
+    wait_until(
+        "CHECK reports the reclaimed address",
+        Duration::from_secs(10),
+        || {
+            let out = a.cnitool(&["check", &net, &c1.path_str()]);
+            !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("reclaimed")
+        },
+    );
+    let status = a.cnitool(&["status", &net]);
+    assert!(!status.status.success());
+    assert!(
+        String::from_utf8_lossy(&status.stderr).contains(&ip1),
+        "{status:?}"
+    );
+    // a is a member again, and never republished c1.
+    wait_until("a alive again", Duration::from_secs(5), || {
+        a.ok(&["cluster", "ls"])
+            .lines()
+            .any(|l| l.starts_with("h1") && l.contains("ready"))
+    });
+    let eps = etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/{ip1}"));
+    assert_eq!(eps.len(), 1);
+    assert!(eps[0].1.contains("\"host\":\"h2\""), "{eps:?}");
+
+    a.del(&net, &c1);
+    b.del(&net, &c3);
+    let eps = etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/"));
+    assert_eq!(
+        eps,
+        vec![],
+        "a's DEL of the reclaimed address left b's alone until b's DEL"
+    );
+    a.ok(&["network", "rm", &net]);
+    a.ok(&["cluster", "leave"]);
+    b.ok(&["cluster", "leave"]);
 }

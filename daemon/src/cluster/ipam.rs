@@ -95,8 +95,25 @@ impl Leases {
         Ok(created)
     }
 
+    /// Keep a copy of the published endpoint beside its lease, so a host
+    /// that comes back after being cut off can publish it again.
+    pub fn set_endpoint(&mut self, net: &str, ip: IpAddr, rec: &[u8]) -> io::Result<()> {
+        let dir = cni_state::Dir::create_all(&self.dir(net), 0o700)?;
+        dir.write_atomic(
+            &format!("{ip}.ep"),
+            rec,
+            0o600,
+            cni_state::Durability::Content,
+        )
+    }
+
+    pub fn endpoint(&self, net: &str, ip: IpAddr) -> Option<Vec<u8>> {
+        std::fs::read(self.dir(net).join(format!("{ip}.ep"))).ok()
+    }
+
     pub fn release(&mut self, net: &str, ip: IpAddr) -> io::Result<()> {
         self.of(net).remove(&ip);
+        let _ = std::fs::remove_file(self.dir(net).join(format!("{ip}.ep")));
         match std::fs::remove_file(self.dir(net).join(ip.to_string())) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),

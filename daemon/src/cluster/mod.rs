@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cni_dns::cluster::{self as conf_file, ClusterConf, PREFIX};
 use cni_dns::control::{ClusterRequest, Reply};
@@ -46,8 +46,20 @@ pub struct Cluster {
     pub etcd: Etcd,
     pub view: Mutex<View>,
     lease: Mutex<Option<i64>>,
+    /// When the store last confirmed our lease: a host that cannot renew
+    /// it for a whole TTL may have been declared gone, so it stops handing
+    /// out addresses (its blocks may be reclaimed after the grace period).
+    renewed: Mutex<Instant>,
     /// Allocation is serialized per host (one lock over all networks).
     leases: tokio::sync::Mutex<Leases>,
+    /// Our containers whose address the cluster reclaimed and gave to
+    /// another host while we were cut off: reported, never republished.
+    conflicts: Mutex<BTreeSet<(String, IpAddr)>>,
+    /// Since when each host that is not alive has been seen so.
+    down_since: Mutex<std::collections::BTreeMap<String, Instant>>,
+    /// Wakes the watch to start over: at stop, and when the store answers
+    /// again after a silence (a partition leaves the stream open but dead).
+    kick: tokio::sync::Notify,
     stopped: AtomicBool,
 }
 
@@ -82,7 +94,7 @@ impl ClusterHandle {
             return;
         }
         if let Ok(Some(conf)) = conf_file::load() {
-            match Cluster::start(conf, &self.state_root, false).await {
+            match Cluster::start(conf, &self.state_root, None).await {
                 Ok(c) => {
                     log::info("cluster: membership resumed");
                     *cur = Some(c);
@@ -98,7 +110,7 @@ impl ClusterHandle {
 
     pub async fn handle(&self, req: ClusterRequest) -> Reply {
         let mut cur = self.current.lock().await;
-        if let ClusterRequest::Join { init } = req {
+        if let ClusterRequest::Join { init, grace_period } = req {
             let conf = match conf_file::load() {
                 Ok(Some(c)) => c,
                 Ok(None) => return Reply::error("this host has no cluster file"),
@@ -110,6 +122,7 @@ impl ClusterHandle {
                 }
                 c.stop();
             }
+            let init = init.then_some(grace_period.unwrap_or(store::DEFAULT_GRACE));
             return match Cluster::start(conf, &self.state_root, init).await {
                 Ok(c) => {
                     *cur = Some(c);
@@ -143,16 +156,20 @@ impl ClusterHandle {
 }
 
 impl Cluster {
-    /// Register the host and start its keepalive and watch.
+    /// Register the host and start its keepalive, watch and reaper.
+    /// `init`: create the cluster with this grace period (seconds).
     async fn start(
         conf: ClusterConf,
         state_root: &std::path::Path,
-        init: bool,
+        init: Option<u64>,
     ) -> Result<Arc<Cluster>, Reply> {
         let etcd = Etcd::new(conf.store.clone());
         let marker = key(&["cluster"]);
-        if init {
-            etcd.create(&marker, b"{}", None).await.map_err(fail)?;
+        if let Some(grace) = init {
+            let v = json!({ "gracePeriod": grace }).to_string();
+            etcd.create(&marker, v.as_bytes(), None)
+                .await
+                .map_err(fail)?;
         } else if etcd.get(&marker).await.map_err(fail)?.is_none() {
             return Err(Reply::error(
                 "no cluster in this store: run `cnitool cluster init` first",
@@ -187,11 +204,16 @@ impl Cluster {
             etcd,
             view: Mutex::new(View::default()),
             lease: Mutex::new(Some(lease)),
+            renewed: Mutex::new(Instant::now()),
+            conflicts: Mutex::new(BTreeSet::new()),
+            down_since: Mutex::new(Default::default()),
+            kick: tokio::sync::Notify::new(),
             stopped: AtomicBool::new(false),
         });
         let rev = c.resync().await.map_err(fail)?;
         tokio::spawn(keepalive(Arc::downgrade(&c)));
         tokio::spawn(watch(Arc::downgrade(&c), rev));
+        tokio::spawn(reaper(Arc::downgrade(&c)));
         log::info(&format!(
             "cluster: {} joined as {} ({})",
             c.conf.store.join(","),
@@ -203,6 +225,7 @@ impl Cluster {
 
     fn stop(&self) {
         self.stopped.store(true, Ordering::Relaxed);
+        self.kick.notify_one();
     }
 
     fn me(&self) -> &str {
@@ -238,8 +261,162 @@ impl Cluster {
         for (net, ip) in stale {
             self.etcd.delete(&key(&["endpoints", &net, &ip])).await?;
         }
+        self.readopt().await?;
         self.reconcile(None);
         Ok(rev)
+    }
+
+    /// After being cut off: every local lease whose block is no longer
+    /// ours is claimed again if nobody took it (its endpoint published
+    /// again), or else recorded as a conflict that CHECK and STATUS report.
+    async fn readopt(&self) -> Result<(), EtcdError> {
+        // Fresh from the store: the watch may still be catching up.
+        let (kvs, _) = self.etcd.range_prefix(PREFIX).await?;
+        let fresh = View::from_kvs(kvs);
+        let mut leases = self.leases.lock().await;
+        for net in leases.networks() {
+            let ips: Vec<IpAddr> = leases.of(&net).keys().copied().collect();
+            for ip in ips {
+                let IpAddr::V4(v4) = ip else { continue };
+                let owner_of = |v: &View| -> Option<(String, String)> {
+                    v.blocks
+                        .get(&net)?
+                        .iter()
+                        .find_map(|(b, h)| match ipam::parse_block(b) {
+                            Some(IpNetwork::V4(n)) if n.contains(v4) => {
+                                Some((b.clone(), h.clone()))
+                            }
+                            _ => None,
+                        })
+                };
+                match owner_of(&fresh) {
+                    Some((_, h)) if h == self.me() => {
+                        let published = fresh
+                            .endpoints
+                            .get(&net)
+                            .is_some_and(|m| m.contains_key(&ip.to_string()));
+                        if !published {
+                            self.republish(&leases, &net, ip).await?;
+                        }
+                    }
+                    Some((_, h)) => self.conflict(&net, ip, &h),
+                    None => {
+                        let Some(block) = self.block_of(&net, v4) else {
+                            continue;
+                        };
+                        let k = key(&["blocks", &net, &store::block_key(&IpNetwork::V4(block))]);
+                        match self.etcd.create(&k, self.me().as_bytes(), None).await? {
+                            None => {
+                                self.view().apply(&Event::Put(etcd::Kv {
+                                    key: k,
+                                    value: self.me().as_bytes().to_vec(),
+                                }));
+                                log::info(&format!(
+                                    "cluster: block {block} of {net} claimed again"
+                                ));
+                                self.republish(&leases, &net, ip).await?;
+                            }
+                            Some(kv) => {
+                                self.conflict(&net, ip, &String::from_utf8_lossy(&kv.value))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The block size the network's subnet was cut with, from its conflist.
+    fn block_of(&self, net: &str, ip: std::net::Ipv4Addr) -> Option<ipnetwork::Ipv4Network> {
+        let subnet = self
+            .view()
+            .networks
+            .get(net)?
+            .get("plugins")?
+            .as_array()?
+            .iter()
+            .find_map(|p| {
+                p.get("ipam")?
+                    .get("subnet")?
+                    .as_str()?
+                    .parse::<ipnetwork::Ipv4Network>()
+                    .ok()
+            })?;
+        ipam::blocks(subnet, ipam::BLOCK_PREFIX).find(|b| b.contains(ip))
+    }
+
+    fn conflict(&self, net: &str, ip: IpAddr, holder: &str) {
+        let new = self
+            .conflicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((net.to_string(), ip));
+        if new {
+            log::error(&format!(
+                "cluster: {ip} of {net} was reclaimed while this host was cut off \
+                 (its block is now {holder}'s): the container holding it must be re-created"
+            ));
+        }
+    }
+
+    async fn republish(&self, leases: &Leases, net: &str, ip: IpAddr) -> Result<(), EtcdError> {
+        if let Some(rec) = leases.endpoint(net, ip) {
+            let k = key(&["endpoints", net, &ip.to_string()]);
+            self.etcd.put(&k, &rec, None).await?;
+            self.view()
+                .apply(&Event::Put(etcd::Kv { key: k, value: rec }));
+        }
+        Ok(())
+    }
+
+    /// Release a gone host's endpoints and blocks, and its membership.
+    /// Only blocks still naming it are deleted (a transaction each).
+    async fn reclaim(&self, host: &str) -> Result<(), EtcdError> {
+        let (kvs, _) = self.etcd.range_prefix(PREFIX).await?;
+        let v = View::from_kvs(kvs);
+        if v.alive.contains_key(host) {
+            return Ok(());
+        }
+        for (net, eps) in &v.endpoints {
+            for (ip, e) in eps {
+                if e.host == host {
+                    self.etcd.delete(&key(&["endpoints", net, ip])).await?;
+                }
+            }
+        }
+        for (net, blocks) in &v.blocks {
+            for (b, h) in blocks {
+                if h == host {
+                    self.etcd
+                        .delete_if(&key(&["blocks", net, b]), host.as_bytes())
+                        .await?;
+                }
+            }
+        }
+        self.etcd.delete(&key(&["members", host])).await?;
+        log::info(&format!(
+            "cluster: released the endpoints and blocks of {host}"
+        ));
+        Ok(())
+    }
+
+    /// Whether the store confirmed our lease within its TTL.
+    fn in_touch(&self) -> Result<(), String> {
+        let since = self
+            .renewed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed();
+        if since > Duration::from_secs(self.conf.lease_ttl) {
+            return Err(format!(
+                "this host has been cut off from the cluster store for {}s (lease {}s): \
+                 not handing out addresses",
+                since.as_secs(),
+                self.conf.lease_ttl
+            ));
+        }
+        Ok(())
     }
 
     /// Make the host follow the view: conflists, and the forwarding
@@ -277,6 +454,51 @@ impl Cluster {
     async fn handle(&self, req: ClusterRequest) -> Reply {
         match req {
             ClusterRequest::Join { .. } | ClusterRequest::Leave { .. } => Reply::ok(),
+            ClusterRequest::Remove { host, force } => {
+                if host == self.me() {
+                    return Reply::error("use `cluster leave` to take this host out");
+                }
+                let alive = match self.etcd.get(&key(&["hosts", &host])).await {
+                    Ok(kv) => kv.is_some(),
+                    Err(e) => return fail(e),
+                };
+                if alive && !force {
+                    return Reply::error(format!(
+                        "host {host} is alive (its lease is kept): use --force to remove it anyway"
+                    ));
+                }
+                if alive {
+                    if let Err(e) = self.etcd.delete(&key(&["hosts", &host])).await {
+                        return fail(e);
+                    }
+                }
+                match self.reclaim(&host).await {
+                    Ok(()) => Reply::ok(),
+                    Err(e) => fail(e),
+                }
+            }
+            ClusterRequest::Status => {
+                if let Err(msg) = self.in_touch() {
+                    return Reply::error_code(TRY_AGAIN, msg);
+                }
+                let conflicts = self
+                    .conflicts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                if conflicts.is_empty() {
+                    Reply::ok()
+                } else {
+                    let list: Vec<String> = conflicts
+                        .iter()
+                        .map(|(n, ip)| format!("{ip} ({n})"))
+                        .collect();
+                    Reply::error(format!(
+                        "addresses reclaimed by the cluster while this host was cut off: {}",
+                        list.join(", ")
+                    ))
+                }
+            }
             ClusterRequest::Hosts => self.hosts().await,
             ClusterRequest::Vni { network } => self.vni(&network).await,
             ClusterRequest::VniRelease { network, vni } => {
@@ -324,7 +546,16 @@ impl Cluster {
                     ifname,
                 };
                 let mut leases = self.leases.lock().await;
+                let reclaimed = self
+                    .conflicts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&(network.clone(), ip));
                 match leases.find(&network, &owner) {
+                    Some(a) if a == ip && reclaimed => Reply::error(format!(
+                        "{ip} was reclaimed by the cluster while this host was cut off and may \
+                         now be another host's: re-create the container"
+                    )),
                     Some(a) if a == ip => Reply::ok(),
                     Some(a) => Reply::error(format!("lease of {owner:?} is {a}, not {ip}")),
                     None => Reply::error(format!("no lease for {owner:?} on {network}")),
@@ -345,6 +576,9 @@ impl Cluster {
                 };
                 let k = key(&["endpoints", &network, &ip.to_string()]);
                 let bytes = serde_json::to_vec(&rec).unwrap_or_default();
+                if let Err(e) = self.leases.lock().await.set_endpoint(&network, ip, &bytes) {
+                    return Reply::error(format!("keeping the endpoint of {ip}: {e}"));
+                }
                 if let Err(e) = self.etcd.put(&k, &bytes, None).await {
                     return fail(e);
                 }
@@ -470,6 +704,9 @@ impl Cluster {
         if let Some(ip) = leases.find(network, owner) {
             return answer(ip);
         }
+        if let Err(msg) = self.in_touch() {
+            return Reply::error_code(TRY_AGAIN, msg);
+        }
         // Inside the blocks we hold: no round trip.
         let (mine, taken): (Vec<ipnetwork::Ipv4Network>, BTreeSet<String>) = {
             let v = self.view();
@@ -552,6 +789,15 @@ impl Cluster {
             return Reply::error(format!("removing the lease of {ip}: {e}"));
         }
         drop(leases);
+        let was_reclaimed = self
+            .conflicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(network.to_string(), ip));
+        if was_reclaimed {
+            // The address is another host's now: its endpoint is not ours.
+            return Reply::ok();
+        }
         let k = key(&["endpoints", network, &ip.to_string()]);
         let ours = self
             .view()
@@ -637,6 +883,7 @@ impl Cluster {
 /// (the store was out of reach too long) is replaced and the host put
 /// back under the new one.
 async fn keepalive(c: std::sync::Weak<Cluster>) {
+    let mut failing = false;
     loop {
         let every = match c.upgrade() {
             Some(c) => Duration::from_millis(c.conf.lease_ttl.max(3) * 1000 / 3),
@@ -649,8 +896,15 @@ async fn keepalive(c: std::sync::Weak<Cluster>) {
         }
         let lease = *c.lease.lock().unwrap_or_else(|p| p.into_inner());
         let Some(id) = lease else { return };
-        match c.etcd.keepalive(id).await {
-            Ok(true) => {}
+        let asked = Instant::now();
+        let answer = c.etcd.keepalive(id).await;
+        if failing && answer.is_ok() {
+            log::info("cluster: the store answers again: watching from a fresh read");
+            c.kick.notify_one();
+        }
+        failing = answer.is_err();
+        match answer {
+            Ok(true) => *c.renewed.lock().unwrap_or_else(|p| p.into_inner()) = asked,
             Ok(false) => {
                 log::error("cluster: host lease expired: registering again");
                 if let Ok(new) = c.etcd.grant(c.conf.lease_ttl).await {
@@ -659,12 +913,20 @@ async fn keepalive(c: std::sync::Weak<Cluster>) {
                         address: c.conf.advertise,
                     })
                     .unwrap_or_default();
-                    if c.etcd
+                    let member = c
+                        .etcd
+                        .put(&key(&["members", &c.conf.host]), &rec, None)
+                        .await;
+                    let alive = c
+                        .etcd
                         .put(&key(&["hosts", &c.conf.host]), &rec, Some(new))
-                        .await
-                        .is_ok()
-                    {
+                        .await;
+                    if member.is_ok() && alive.is_ok() {
                         *c.lease.lock().unwrap_or_else(|p| p.into_inner()) = Some(new);
+                        *c.renewed.lock().unwrap_or_else(|p| p.into_inner()) = asked;
+                        if let Err(e) = c.readopt().await {
+                            log::error(&format!("cluster: re-adopting leases: {e}"));
+                        }
                     }
                 }
             }
@@ -685,8 +947,11 @@ async fn watch(c: std::sync::Weak<Cluster>, mut rev: i64) {
         drop(cl);
         if let Ok(mut w) = stream {
             loop {
-                let next = w.next().await;
                 let Some(cl) = c.upgrade() else { return };
+                let next = tokio::select! {
+                    n = w.next() => n,
+                    _ = cl.kick.notified() => Err(EtcdError::Unreachable("restarting the watch".into())),
+                };
                 if cl.stopped.load(Ordering::Relaxed) {
                     return;
                 }
@@ -719,6 +984,48 @@ async fn watch(c: std::sync::Weak<Cluster>, mut rev: i64) {
         match cl.resync().await {
             Ok(r) => rev = r,
             Err(e) => log::error(&format!("cluster: resync: {e}")),
+        }
+    }
+}
+
+/// Release hosts whose lease has been gone for longer than the grace
+/// period. Every member runs this; the deletions are idempotent and a
+/// block is only deleted while it still names the gone host.
+async fn reaper(c: std::sync::Weak<Cluster>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let Some(c) = c.upgrade() else { return };
+        if c.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        // A member cut off itself judges nobody.
+        if c.in_touch().is_err() {
+            continue;
+        }
+        let (down, grace) = {
+            let v = c.view();
+            (v.not_alive(), Duration::from_secs(v.grace()))
+        };
+        let due: Vec<String> = {
+            let mut since = c.down_since.lock().unwrap_or_else(|p| p.into_inner());
+            since.retain(|h, _| down.contains(h));
+            let now = Instant::now();
+            down.iter()
+                .filter(|h| *h != c.me())
+                .filter(|h| now.duration_since(*since.entry((*h).clone()).or_insert(now)) >= grace)
+                .cloned()
+                .collect()
+        };
+        for h in due {
+            match c.reclaim(&h).await {
+                Ok(()) => {
+                    c.down_since
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&h);
+                }
+                Err(e) => log::error(&format!("cluster: releasing {h}: {e}")),
+            }
         }
     }
 }

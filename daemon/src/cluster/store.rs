@@ -3,7 +3,7 @@
 //!
 //! | key | value | lifetime |
 //! |---|---|---|
-//! | `cluster` | `{}` | from `cluster init` |
+//! | `cluster` | `{gracePeriod}` | from `cluster init` |
 //! | `members/<host>` | `{host, address}` | join to leave |
 //! | `hosts/<host>` | `{host, address}` | the host's lease: alive |
 //! | `networks/<name>` | the conflist | create to rm |
@@ -11,7 +11,7 @@
 //! | `blocks/<net>/<a.b.c.d_len>` | owning host | first ADD to leave |
 //! | `endpoints/<net>/<ip>` | `{ip, mac, host, vtep, containerID}` | ADD to DEL |
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use cni_dns::cluster::PREFIX;
@@ -46,8 +46,14 @@ pub fn block_key(b: &ipnetwork::IpNetwork) -> String {
     format!("{}_{}", b.network(), b.prefix())
 }
 
+/// How long a host's lease may stay expired before the cluster releases
+/// its endpoints and blocks, unless `cluster init --grace-period` says.
+pub const DEFAULT_GRACE: u64 = 30;
+
 #[derive(Debug, Default, Clone)]
 pub struct View {
+    /// Seconds, from the cluster marker.
+    pub grace: Option<u64>,
     pub members: BTreeMap<String, HostRec>,
     pub alive: BTreeMap<String, HostRec>,
     pub networks: BTreeMap<String, Value>,
@@ -77,6 +83,11 @@ impl View {
         };
         let parts: Vec<&str> = rest.split('/').collect();
         match (parts.as_slice(), value) {
+            (["cluster"], Some(v)) => {
+                self.grace = serde_json::from_slice::<Value>(v)
+                    .ok()
+                    .and_then(|c| c.get("gracePeriod")?.as_u64());
+            }
             (["members", h], Some(v)) => {
                 if let Ok(r) = serde_json::from_slice(v) {
                     self.members.insert(h.to_string(), r);
@@ -150,6 +161,25 @@ impl View {
             .iter()
             .find_map(|p| p.get("vni")?.as_u64())
             .and_then(|v| u32::try_from(v).ok())
+    }
+
+    pub fn grace(&self) -> u64 {
+        self.grace.unwrap_or(DEFAULT_GRACE)
+    }
+
+    /// Hosts that own blocks or endpoints but are not alive.
+    pub fn not_alive(&self) -> BTreeSet<String> {
+        let owners = self
+            .members
+            .keys()
+            .cloned()
+            .chain(self.blocks.values().flat_map(|m| m.values().cloned()))
+            .chain(
+                self.endpoints
+                    .values()
+                    .flat_map(|m| m.values().map(|e| e.host.clone())),
+            );
+        owners.filter(|h| !self.alive.contains_key(h)).collect()
     }
 
     pub fn endpoint_count(&self, host: &str) -> usize {

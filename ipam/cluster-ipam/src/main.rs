@@ -104,12 +104,16 @@ impl Plugin for ClusterIpam {
         Ok(())
     }
 
+    /// Ready unless the host is cut off from the store, and never silent
+    /// about addresses the cluster reclaimed while it was.
     fn status(&self, req: &Request) -> Result<()> {
         subnet(req)?;
-        match cluster::load() {
-            Ok(Some(_)) => Ok(()),
-            _ => Err(Error::not_available("this host is not in a cluster")),
+        if !matches!(cluster::load(), Ok(Some(_))) {
+            return Err(Error::not_available("this host is not in a cluster"));
         }
+        ask(req, ClusterRequest::Status)
+            .map(|_| ())
+            .map_err(|e| Error::not_available(e.msg))
     }
 }
 

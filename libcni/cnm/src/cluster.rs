@@ -27,6 +27,9 @@ pub enum ClusterCmd {
     Join(JoinArgs),
     /// Take this host out of the cluster (its endpoints, blocks, networks)
     Leave(LeaveArgs),
+    /// Release a gone host's endpoints and address blocks now, without
+    /// waiting for the grace period
+    Rm(RmArgs),
     /// List the cluster's hosts
     #[command(visible_alias = "list")]
     Ls,
@@ -46,6 +49,18 @@ pub struct JoinArgs {
     /// Seconds the host's lease lives without a keepalive
     #[arg(long, default_value_t = conf_file::DEFAULT_LEASE_TTL)]
     pub lease_ttl: u64,
+    /// init: seconds a host's lease may stay expired before the cluster
+    /// releases its endpoints and blocks (default 30)
+    #[arg(long)]
+    pub grace_period: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    pub host: String,
+    /// Remove it even though its lease is alive
+    #[arg(long, short)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +93,17 @@ pub fn cluster(cmd: ClusterCmd, s: &Settings) -> Result<()> {
             }
             ask(ClusterRequest::Leave { force: a.force }, s)?;
             println!("left the cluster");
+            Ok(())
+        }
+        ClusterCmd::Rm(a) => {
+            ask(
+                ClusterRequest::Remove {
+                    host: a.host.clone(),
+                    force: a.force,
+                },
+                s,
+            )?;
+            println!("{}", a.host);
             Ok(())
         }
         ClusterCmd::Ls => ls(s),
@@ -134,7 +160,16 @@ fn join(a: &JoinArgs, s: &Settings, init: bool) -> Result<()> {
         lease_ttl: a.lease_ttl.max(2),
     };
     conf_file::save(&conf).map_err(|e| Error::from_io("writing the cluster file", e))?;
-    if let Err(e) = ask(ClusterRequest::Join { init }, s) {
+    if a.grace_period.is_some() && !init {
+        return Err(Error::invalid_config(
+            "--grace-period is the cluster's: give it at `cluster init`",
+        ));
+    }
+    let req = ClusterRequest::Join {
+        init,
+        grace_period: a.grace_period,
+    };
+    if let Err(e) = ask(req, s) {
         let _ = conf_file::remove();
         return Err(e);
     }

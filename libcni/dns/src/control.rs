@@ -39,8 +39,22 @@ pub enum Request {
 #[serde(tag = "verb", rename_all = "camelCase")]
 pub enum ClusterRequest {
     /// Read the cluster file and register this host (`init`: create the
-    /// cluster; otherwise it must exist).
-    Join { init: bool },
+    /// cluster, with its grace period; otherwise it must exist).
+    Join {
+        init: bool,
+        #[serde(
+            default,
+            rename = "gracePeriod",
+            skip_serializing_if = "Option::is_none"
+        )]
+        grace_period: Option<u64>,
+    },
+    /// `cluster rm HOST`: release a gone host's endpoints and blocks now
+    /// (a live one only with `force`).
+    Remove { host: String, force: bool },
+    /// cluster-ipam STATUS: can this host hand out addresses, and did the
+    /// cluster reclaim any of its containers' addresses?
+    Status,
     /// Remove everything of this host from the store (refused while it
     /// holds endpoints unless `force`).
     Leave { force: bool },
