@@ -652,3 +652,30 @@ fn root_cluster_a_partitioned_host_refuses_addresses_and_reports_reclaimed_ones(
     a.ok(&["cluster", "leave"]);
     b.ok(&["cluster", "leave"]);
 }
+
+#[test]
+fn root_cluster_three_member_etcd_survives_one_loss_and_fails_add_with_11_after_two() {
+    let u = Underlay::new(3, "cq");
+    let mut etcd = EtcdCluster::start(&[
+        (&u.hosts[0], host_ip(0)),
+        (&u.hosts[1], host_ip(1)),
+        (&u.hosts[2], host_ip(2)),
+    ]);
+    let a = Site::new(&u, 1);
+    a.join(&etcd, true);
+    let net = unique_id("cqnet");
+    a.ok(&["network", "create", "-d", "overlay", "--subnet", "10.96.0.0/24", &net]);
+    let c1 = Netns::new("cq1");
+    a.add(&net, &c1);
+    etcd.kill(0);
+    let c2 = Netns::new("cq2");
+    a.add(&net, &c2);
+    // Two of three gone: no quorum. ADD fails cleanly, nothing half-made.
+    etcd.kill(1);
+    let c3 = Netns::new("cq3");
+    a.plugin("ADD", &net, "c3", &c3).expect_error(11);
+    let links = c3.exec_ok(&["ip", "-o", "link", "show"]);
+    assert!(!links.contains("eth0"), "{links}");
+    // c1 and c2: a lease and an endpoint copy each, nothing of c3.
+    assert_eq!(a.lease_files(&net), 4);
+}
