@@ -73,10 +73,30 @@ pub async fn serve_client(
                     let what = format!("{req:?}");
                     let reply = match req {
                         Request::Cluster { req } => cluster.handle(req).await,
-                        req => service
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .handle(req),
+                        req => {
+                            let key = match &req {
+                                Request::Add { key } | Request::Del { key } => Some(key.clone()),
+                                _ => None,
+                            };
+                            let is_add = matches!(req, Request::Add { .. });
+                            let (reply, record) = {
+                                let mut svc = service.lock().unwrap_or_else(|p| p.into_inner());
+                                let reply = svc.handle(req);
+                                let record = key.as_ref().and_then(|k| svc.record(k));
+                                (reply, record)
+                            };
+                            // Names of cluster networks go to the store too.
+                            match (key, is_add, reply.ok) {
+                                (Some(_), true, true) => {
+                                    if let Some(r) = record {
+                                        cluster.names_added(r).await;
+                                    }
+                                }
+                                (Some(k), false, true) => cluster.names_removed(&k).await,
+                                _ => {}
+                            }
+                            reply
+                        }
                     };
                     log::info(&format!(
                         "{what}: ok={} in {:?}",

@@ -152,7 +152,16 @@ async fn run(opts: Options) -> i32 {
     let shared = Arc::new(Shared::new(Upstreams::from_env()));
     let service = Arc::new(Mutex::new(Service::new(&opts.state, shared)));
     service.lock().unwrap_or_else(|p| p.into_inner()).load_all();
-    let cluster = ClusterHandle::new(opts.state.root().to_path_buf());
+    let sink_service = service.clone();
+    let cluster = ClusterHandle::new(
+        opts.state.root().to_path_buf(),
+        Arc::new(move |records| {
+            sink_service
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .set_remote(records)
+        }),
+    );
     // A clustered host's daemon (re)joins at once: after a kill -9, the
     // watch and the lease must not wait for the next plugin.
     tokio::spawn(cluster.clone().maintain());

@@ -63,7 +63,12 @@ impl<'a> Site<'a> {
     }
 
     fn cnitool(&self, args: &[&str]) -> Output {
+        self.cnitool_env(args, &[])
+    }
+
+    fn cnitool_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut c = Command::new("nsenter");
+        c.envs(env.iter().copied());
         c.arg(format!("--net={}", self.host.path_str()))
             .arg(our_binary("cnitool"))
             .args(args);
@@ -163,6 +168,24 @@ impl<'a> Site<'a> {
     fn add(&self, net: &str, ctr: &Netns) -> String {
         let out = self.ok(&["add", net, &ctr.path_str()]);
         let v: Value = serde_json::from_str(&out).expect("cnitool add prints the result");
+        let cidr = v["ips"][0]["address"]
+            .as_str()
+            .expect("an address")
+            .to_string();
+        cidr.split('/').next().unwrap().to_string()
+    }
+
+    /// ADD with a container name (dnsname's K8S_POD_NAME).
+    fn add_named(&self, net: &str, ctr: &Netns, name: &str) -> String {
+        let args = format!("IgnoreUnknown=1;K8S_POD_NAME={name}");
+        let out = self.cnitool_env(&["add", net, &ctr.path_str()], &[("CNI_ARGS", &args)]);
+        assert!(
+            out.status.success(),
+            "add {name}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.daemon_log()
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("result");
         let cidr = v["ips"][0]["address"]
             .as_str()
             .expect("an address")
@@ -664,7 +687,15 @@ fn root_cluster_three_member_etcd_survives_one_loss_and_fails_add_with_11_after_
     let a = Site::new(&u, 1);
     a.join(&etcd, true);
     let net = unique_id("cqnet");
-    a.ok(&["network", "create", "-d", "overlay", "--subnet", "10.96.0.0/24", &net]);
+    a.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.96.0.0/24",
+        &net,
+    ]);
     let c1 = Netns::new("cq1");
     a.add(&net, &c1);
     etcd.kill(0);
@@ -678,4 +709,60 @@ fn root_cluster_three_member_etcd_survives_one_loss_and_fails_add_with_11_after_
     assert!(!links.contains("eth0"), "{links}");
     // c1 and c2: a lease and an endpoint copy each, nothing of c3.
     assert_eq!(a.lease_files(&net), 4);
+}
+
+/// What the resolver in `from` answers for `name` (A records).
+fn resolve(from: &Netns, name: &str) -> Vec<String> {
+    let out = from.exec(&["dig", "@127.0.0.11", "+short", "+time=1", "+tries=1", name]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with(';'))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn root_cluster_names_resolve_across_hosts_and_go_with_del() {
+    let u = Underlay::new(3, "cn");
+    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let a = Site::new(&u, 1);
+    let b = Site::new(&u, 2);
+    a.join(&etcd, true);
+    b.join(&etcd, false);
+    let net = unique_id("cnnet");
+    a.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.97.0.0/24",
+        &net,
+    ]);
+    wait_until("the conflist on b", Duration::from_secs(3), || {
+        b.conflist(&net).is_some()
+    });
+    let ca = Netns::new("cna");
+    let cb = Netns::new("cnb");
+    let ip_a = a.add_named(&net, &ca, "web");
+    let ip_b = b.add_named(&net, &cb, "db");
+    wait_until("db resolves on a", Duration::from_secs(2), || {
+        resolve(&ca, "db.dns.podman") == vec![ip_b.clone()]
+    });
+    wait_until("web resolves on b", Duration::from_secs(2), || {
+        resolve(&cb, "web.dns.podman") == vec![ip_a.clone()]
+    });
+    assert!(ping(&ca, &ip_b));
+    assert_eq!(etcd.get_prefix(&format!("/cni-rs/names/{net}/")).len(), 2);
+
+    b.del(&net, &cb);
+    wait_until("db gone on a", Duration::from_secs(2), || {
+        resolve(&ca, "db.dns.podman").is_empty()
+    });
+    assert_eq!(etcd.get_prefix(&format!("/cni-rs/names/{net}/")).len(), 1);
+    a.del(&net, &ca);
+    assert_eq!(etcd.get_prefix(&format!("/cni-rs/names/{net}/")), vec![]);
+    a.ok(&["network", "rm", &net]);
+    a.ok(&["cluster", "leave"]);
+    b.ok(&["cluster", "leave"]);
 }

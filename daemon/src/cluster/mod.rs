@@ -40,8 +40,12 @@ fn fail(e: EtcdError) -> Reply {
     }
 }
 
+/// Where the other hosts' name records go (the resolver's registry).
+pub type NamesSink = Arc<dyn Fn(Vec<cni_dns::Record>) + Send + Sync>;
+
 /// One membership: from a join to a leave (or the daemon's exit).
 pub struct Cluster {
+    names_sink: NamesSink,
     pub conf: ClusterConf,
     pub etcd: Etcd,
     pub view: Mutex<View>,
@@ -66,14 +70,16 @@ pub struct Cluster {
 /// The daemon's cluster side: the membership, if any.
 pub struct ClusterHandle {
     current: tokio::sync::Mutex<Option<Arc<Cluster>>>,
+    names_sink: NamesSink,
     state_root: PathBuf,
     active: AtomicBool,
 }
 
 impl ClusterHandle {
-    pub fn new(state_root: PathBuf) -> Arc<Self> {
+    pub fn new(state_root: PathBuf, names_sink: NamesSink) -> Arc<Self> {
         Arc::new(ClusterHandle {
             current: tokio::sync::Mutex::new(None),
+            names_sink,
             state_root,
             active: AtomicBool::new(false),
         })
@@ -94,7 +100,7 @@ impl ClusterHandle {
             return;
         }
         if let Ok(Some(conf)) = conf_file::load() {
-            match Cluster::start(conf, &self.state_root, None).await {
+            match Cluster::start(conf, &self.state_root, None, self.names_sink.clone()).await {
                 Ok(c) => {
                     log::info("cluster: membership resumed");
                     *cur = Some(c);
@@ -123,7 +129,8 @@ impl ClusterHandle {
                 c.stop();
             }
             let init = init.then_some(grace_period.unwrap_or(store::DEFAULT_GRACE));
-            return match Cluster::start(conf, &self.state_root, init).await {
+            return match Cluster::start(conf, &self.state_root, init, self.names_sink.clone()).await
+            {
                 Ok(c) => {
                     *cur = Some(c);
                     self.active.store(true, Ordering::Relaxed);
@@ -145,6 +152,7 @@ impl ClusterHandle {
         if let ClusterRequest::Leave { force } = req {
             let r = c.leave(force).await;
             if r.ok {
+                (self.names_sink)(Vec::new());
                 *cur = None;
                 self.active.store(false, Ordering::Relaxed);
             }
@@ -155,6 +163,46 @@ impl ClusterHandle {
     }
 }
 
+impl ClusterHandle {
+    /// dnsname registered a record: a cluster network's is published for
+    /// the other hosts' resolvers (best effort: local names never wait).
+    pub async fn names_added(&self, record: cni_dns::Record) {
+        let Some(c) = self.current.lock().await.clone() else {
+            return;
+        };
+        if !c.view().networks.contains_key(&record.network) {
+            return;
+        }
+        let id = format!("{}-{}", record.container_id, record.ifname);
+        let k = key(&["names", &record.network, &id]);
+        let rec = store::NameRec {
+            host: c.conf.host.clone(),
+            record,
+        };
+        let bytes = serde_json::to_vec(&rec).unwrap_or_default();
+        if let Err(e) = c.etcd.put(&k, &bytes, None).await {
+            log::error(&format!("cluster: publishing names: {e}"));
+        }
+    }
+
+    pub async fn names_removed(&self, rk: &cni_dns::RecordKey) {
+        let Some(c) = self.current.lock().await.clone() else {
+            return;
+        };
+        let id = format!("{}-{}", rk.container_id, rk.ifname);
+        let published = c
+            .view()
+            .names
+            .get(&rk.network)
+            .is_some_and(|m| m.contains_key(&id));
+        if published {
+            if let Err(e) = c.etcd.delete(&key(&["names", &rk.network, &id])).await {
+                log::error(&format!("cluster: unpublishing names: {e}"));
+            }
+        }
+    }
+}
+
 impl Cluster {
     /// Register the host and start its keepalive, watch and reaper.
     /// `init`: create the cluster with this grace period (seconds).
@@ -162,6 +210,7 @@ impl Cluster {
         conf: ClusterConf,
         state_root: &std::path::Path,
         init: Option<u64>,
+        names_sink: NamesSink,
     ) -> Result<Arc<Cluster>, Reply> {
         let etcd = Etcd::new(conf.store.clone());
         let marker = key(&["cluster"]);
@@ -199,6 +248,7 @@ impl Cluster {
             .await
             .map_err(fail)?;
         let c = Arc::new(Cluster {
+            names_sink,
             leases: tokio::sync::Mutex::new(Leases::new(state_root.join("cluster-ipam"))),
             conf,
             etcd,
@@ -385,6 +435,13 @@ impl Cluster {
                 }
             }
         }
+        for (net, names) in &v.names {
+            for (id, r) in names {
+                if r.host == host {
+                    self.etcd.delete(&key(&["names", net, id])).await?;
+                }
+            }
+        }
         for (net, blocks) in &v.blocks {
             for (b, h) in blocks {
                 if h == host {
@@ -425,6 +482,15 @@ impl Cluster {
         let view = self.view().clone();
         if only.is_none() {
             materialize::conflists(&self.conf.conf_dir, &view.networks);
+            let remote = view
+                .names
+                .iter()
+                .filter(|(n, _)| view.networks.contains_key(*n))
+                .flat_map(|(_, m)| m.values())
+                .filter(|r| r.host != self.conf.host)
+                .map(|r| r.record.clone())
+                .collect();
+            (self.names_sink)(remote);
         }
         for net in view.networks.keys() {
             if only.is_some_and(|o| o != net) {
@@ -847,6 +913,13 @@ impl Cluster {
                         key(&["endpoints", net, ip]),
                         serde_json::to_vec(e).unwrap_or_default(),
                     ));
+                }
+            }
+        }
+        for (net, names) in &v.names {
+            for (id, r) in names {
+                if r.host == self.me() {
+                    gone.push((key(&["names", net, id]), Vec::new()));
                 }
             }
         }

@@ -10,6 +10,7 @@
 //! | `vnis/<vni>` | network name | create to rm |
 //! | `blocks/<net>/<a.b.c.d_len>` | owning host | first ADD to leave |
 //! | `endpoints/<net>/<ip>` | `{ip, mac, host, vtep, containerID}` | ADD to DEL |
+//! | `names/<net>/<containerID>-<ifname>` | `{host, record}` (dnsname's) | ADD to DEL |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -28,6 +29,13 @@ pub fn key(parts: &[&str]) -> String {
 pub struct HostRec {
     pub host: String,
     pub address: IpAddr,
+}
+
+/// A container's names, published for the resolvers of the other hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameRec {
+    pub host: String,
+    pub record: cni_dns::Record,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +70,8 @@ pub struct View {
     pub blocks: BTreeMap<String, BTreeMap<String, String>>,
     /// network -> ip -> endpoint
     pub endpoints: BTreeMap<String, BTreeMap<String, EndpointRec>>,
+    /// network -> containerID-ifname -> names
+    pub names: BTreeMap<String, BTreeMap<String, NameRec>>,
 }
 
 impl View {
@@ -136,6 +146,18 @@ impl View {
                     }
                 }
             }
+            (["names", n, id], v) => {
+                let m = self.names.entry(n.to_string()).or_default();
+                match v.map(serde_json::from_slice::<NameRec>) {
+                    Some(Ok(r)) => {
+                        m.insert(id.to_string(), r);
+                    }
+                    Some(Err(_)) => {}
+                    None => {
+                        m.remove(*id);
+                    }
+                }
+            }
             (["endpoints", n, ip], v) => {
                 let m = self.endpoints.entry(n.to_string()).or_default();
                 match v.map(serde_json::from_slice::<EndpointRec>) {
@@ -176,6 +198,11 @@ impl View {
             .chain(self.blocks.values().flat_map(|m| m.values().cloned()))
             .chain(
                 self.endpoints
+                    .values()
+                    .flat_map(|m| m.values().map(|e| e.host.clone())),
+            )
+            .chain(
+                self.names
                     .values()
                     .flat_map(|m| m.values().map(|e| e.host.clone())),
             );

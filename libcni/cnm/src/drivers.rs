@@ -292,6 +292,14 @@ pub fn plugins(n: &Network, data_dir: Option<&Path>) -> Result<Vec<Value>> {
     if let (Some(m), Value::Object(o)) = (mtu, &mut main) {
         o.insert("mtu".into(), json!(m));
     }
+    if n.cluster {
+        // Names across hosts: the daemon serves every host's records of a
+        // cluster network (Docker's embedded DNS on an overlay).
+        return Ok(vec![
+            main,
+            json!({"type": "dnsname", "capabilities": {"aliases": true}}),
+        ]);
+    }
     Ok(vec![main])
 }
 
