@@ -142,6 +142,11 @@ _fuzz secs sanitizer:
     done
     echo "fuzz: $total executions in all, no crash"
 
+# The cluster scale run (not in `just test`): 20 fake hosts, 1000 endpoints, one overlay; prints convergence time,
+# entries per host, etcd keys, round trips and watch events per ADD, daemon memory (CLUSTER_SCALE_HOSTS/ENDPOINTS)
+cluster-scale: build
+    cargo test -p integration --test cluster_scale -- --ignored --nocapture
+
 # Our plugins against the reference Go plugins (args: --iters N, --only NAME, --json FILE)
 bench *args: deps build
     cargo run --release -q -p integration --bin cni-bench -- {{args}}

@@ -8,6 +8,7 @@
 
 pub mod bridge_host;
 pub mod clients;
+pub mod cluster;
 pub mod conflist;
 pub mod etcd;
 pub mod netns;

@@ -54,6 +54,8 @@ pub enum Event {
 pub struct Etcd {
     endpoints: Vec<String>,
     preferred: AtomicUsize,
+    /// Round trips made (unary calls and watch opens), for the bench.
+    pub calls: std::sync::atomic::AtomicU64,
 }
 
 fn b64(s: &[u8]) -> String {
@@ -106,11 +108,13 @@ impl Etcd {
         Etcd {
             endpoints,
             preferred: AtomicUsize::new(0),
+            calls: Default::default(),
         }
     }
 
     /// One unary call on the first endpoint that answers.
     async fn call(&self, path: &str, body: &Value) -> Result<Value> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let n = self.endpoints.len();
         let first = self.preferred.load(Ordering::Relaxed);
         let mut last = EtcdError::Unreachable("no endpoint configured".into());
@@ -250,6 +254,7 @@ impl Etcd {
 
     /// Watch every key under `prefix` from `revision` on.
     pub async fn watch(&self, prefix: &str, revision: i64) -> Result<Watch> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let body = json!({"create_request": {
             "key": b64(prefix.as_bytes()),
             "range_end": prefix_end(prefix),

@@ -64,6 +64,8 @@ pub struct Cluster {
     /// Wakes the watch to start over: at stop, and when the store answers
     /// again after a silence (a partition leaves the stream open but dead).
     kick: tokio::sync::Notify,
+    /// Watch events received, for the bench and the scale run.
+    watch_events: std::sync::atomic::AtomicU64,
     stopped: AtomicBool,
 }
 
@@ -258,6 +260,7 @@ impl Cluster {
             conflicts: Mutex::new(BTreeSet::new()),
             down_since: Mutex::new(Default::default()),
             kick: tokio::sync::Notify::new(),
+            watch_events: Default::default(),
             stopped: AtomicBool::new(false),
         });
         let rev = c.resync().await.map_err(fail)?;
@@ -543,6 +546,11 @@ impl Cluster {
                     Err(e) => fail(e),
                 }
             }
+            ClusterRequest::Stats => Reply::with_data(json!({
+                "etcdCalls": self.etcd.calls.load(Ordering::Relaxed),
+                "watchEvents": self.watch_events.load(Ordering::Relaxed),
+                "rssKb": rss_kb(),
+            })),
             ClusterRequest::Status => {
                 if let Err(msg) = self.in_touch() {
                     return Reply::error_code(TRY_AGAIN, msg);
@@ -1034,6 +1042,8 @@ async fn watch(c: std::sync::Weak<Cluster>, mut rev: i64) {
                             continue;
                         }
                         rev = rev.max(r);
+                        cl.watch_events
+                            .fetch_add(events.len() as u64, Ordering::Relaxed);
                         {
                             let mut v = cl.view();
                             for e in &events {
@@ -1101,4 +1111,16 @@ async fn reaper(c: std::sync::Weak<Cluster>) {
             }
         }
     }
+}
+
+/// This process's resident memory (VmRSS), in KiB.
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
 }

@@ -33,6 +33,9 @@ pub enum ClusterCmd {
     /// List the cluster's hosts
     #[command(visible_alias = "list")]
     Ls,
+    /// This host's daemon counters as JSON (etcd round trips, watch
+    /// events, resident memory)
+    Stats,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +110,11 @@ pub fn cluster(cmd: ClusterCmd, s: &Settings) -> Result<()> {
             Ok(())
         }
         ClusterCmd::Ls => ls(s),
+        ClusterCmd::Stats => {
+            let v = ask(ClusterRequest::Stats, s)?.unwrap_or_default();
+            println!("{v}");
+            Ok(())
+        }
     }
 }
 

@@ -55,6 +55,9 @@ pub enum ClusterRequest {
     /// cluster-ipam STATUS: can this host hand out addresses, and did the
     /// cluster reclaim any of its containers' addresses?
     Status,
+    /// Counters for the bench and the scale run: data = {etcdCalls,
+    /// watchEvents, rssKb}.
+    Stats,
     /// Remove everything of this host from the store (refused while it
     /// holds endpoints unless `force`).
     Leave { force: bool },
