@@ -129,22 +129,32 @@ impl<'a> Site<'a> {
 
     /// Run the network's plugin directly (to read its CNI error code).
     pub fn plugin(&self, cmd: &str, net: &str, id: &str, ctr: &Netns) -> Outcome {
+        self.invocation(cmd, net, id, ctr).run()
+    }
+
+    /// The network's main plugin (vxlan-overlay) as a runtime calls it on
+    /// this host, with this host's environment.
+    pub fn invocation(&self, cmd: &str, net: &str, id: &str, ctr: &Netns) -> Invocation {
         let list = self.conflist(net).expect("conflist");
         let mut conf = list["plugins"][0].clone();
         conf["cniVersion"] = list["cniVersion"].clone();
         conf["name"] = list["name"].clone();
-        let mut inv = Invocation::ours("vxlan-overlay").cni(
+        self.with_env(Invocation::ours("vxlan-overlay").cni(
             cmd,
             self.host,
             id,
             &ctr.path_str(),
             "eth0",
             &conf,
-        );
+        ))
+    }
+
+    /// `inv` with this host's environment (state folders, cluster file).
+    pub fn with_env(&self, mut inv: Invocation) -> Invocation {
         for (k, v) in self.envs() {
             inv = inv.env(k, &v);
         }
-        inv.run()
+        inv
     }
 
     /// Files in this host's cluster-ipam lease folder of `net`.

@@ -5,7 +5,8 @@
 //! No address is handed out twice cluster-wide because no block has two
 //! owners; an ADD costs no etcd round trip once a block with room is held.
 //! Leases live in `<state>/cluster-ipam/<net>/<ip>` and survive a daemon
-//! restart.
+//! restart. They are not synced to disk (as host-local's): a power loss
+//! takes the containers with it, and the page cache outlives a crash.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -83,12 +84,8 @@ impl Leases {
     pub fn take(&mut self, net: &str, ip: IpAddr, owner: &Owner) -> io::Result<bool> {
         let dir = cni_state::Dir::create_all(&self.dir(net), 0o700)?;
         let bytes = serde_json::to_vec(owner).map_err(io::Error::other)?;
-        let created = dir.create_exclusive(
-            &ip.to_string(),
-            &bytes,
-            0o600,
-            cni_state::Durability::Content,
-        )?;
+        let created =
+            dir.create_exclusive(&ip.to_string(), &bytes, 0o600, cni_state::Durability::None)?;
         if created {
             self.of(net).insert(ip, owner.clone());
         }
@@ -99,12 +96,7 @@ impl Leases {
     /// that comes back after being cut off can publish it again.
     pub fn set_endpoint(&mut self, net: &str, ip: IpAddr, rec: &[u8]) -> io::Result<()> {
         let dir = cni_state::Dir::create_all(&self.dir(net), 0o700)?;
-        dir.write_atomic(
-            &format!("{ip}.ep"),
-            rec,
-            0o600,
-            cni_state::Durability::Content,
-        )
+        dir.write_atomic(&format!("{ip}.ep"), rec, 0o600, cni_state::Durability::None)
     }
 
     pub fn endpoint(&self, net: &str, ip: IpAddr) -> Option<Vec<u8>> {

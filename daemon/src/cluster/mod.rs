@@ -40,6 +40,44 @@ fn fail(e: EtcdError) -> Reply {
     }
 }
 
+/// What a batch of store events changed on this host.
+#[derive(Debug, Default)]
+struct Dirty {
+    conflists: bool,
+    names: bool,
+    all_fdb: bool,
+    fdb: BTreeSet<String>,
+}
+
+impl Dirty {
+    fn all() -> Dirty {
+        Dirty {
+            conflists: true,
+            names: true,
+            all_fdb: true,
+            fdb: BTreeSet::new(),
+        }
+    }
+
+    fn note(&mut self, key: &str) {
+        let rest = key.strip_prefix(PREFIX).unwrap_or(key);
+        let mut parts = rest.split('/');
+        match (parts.next(), parts.next()) {
+            (Some("networks"), _) => {
+                self.conflists = true;
+                self.names = true;
+                self.all_fdb = true;
+            }
+            (Some("names"), _) => self.names = true,
+            (Some("endpoints"), Some(net)) => {
+                self.fdb.insert(net.to_string());
+            }
+            (Some("hosts"), _) => self.all_fdb = true,
+            _ => {}
+        }
+    }
+}
+
 /// Where the other hosts' name records go (the resolver's registry).
 pub type NamesSink = Arc<dyn Fn(Vec<cni_dns::Record>) + Send + Sync>;
 
@@ -479,12 +517,26 @@ impl Cluster {
         Ok(())
     }
 
-    /// Make the host follow the view: conflists, and the forwarding
-    /// entries of `only` (or of every network).
+    /// Make the host follow the view: everything.
     fn reconcile(&self, only: Option<&str>) {
+        match only {
+            Some(net) => self.follow(&Dirty {
+                fdb: BTreeSet::from([net.to_string()]),
+                ..Dirty::default()
+            }),
+            None => self.follow(&Dirty::all()),
+        }
+    }
+
+    /// Make the host follow the parts of the view that changed: a batch
+    /// of endpoint events costs one forwarding sync of their network, not
+    /// a rebuild of everything.
+    fn follow(&self, d: &Dirty) {
         let view = self.view().clone();
-        if only.is_none() {
+        if d.conflists {
             materialize::conflists(&self.conf.conf_dir, &view.networks);
+        }
+        if d.names {
             let remote = view
                 .names
                 .iter()
@@ -496,7 +548,7 @@ impl Cluster {
             (self.names_sink)(remote);
         }
         for net in view.networks.keys() {
-            if only.is_some_and(|o| o != net) {
+            if !d.all_fdb && !d.fdb.contains(net) {
                 continue;
             }
             let Some(vni) = view.vni(net) else { continue };
@@ -656,12 +708,22 @@ impl Cluster {
                 if let Err(e) = self.etcd.put(&k, &bytes, None).await {
                     return fail(e);
                 }
-                self.view().apply(&Event::Put(etcd::Kv {
-                    key: k,
-                    value: bytes,
-                }));
-                // The network's device exists now: give it its entries.
-                self.reconcile(Some(&network));
+                let first_here = {
+                    let mut v = self.view();
+                    let first = !v
+                        .endpoints
+                        .get(&network)
+                        .is_some_and(|m| m.values().any(|e| e.host == self.conf.host));
+                    v.apply(&Event::Put(etcd::Kv {
+                        key: k,
+                        value: bytes,
+                    }));
+                    first
+                };
+                // The network's device may be new: give it its entries.
+                if first_here {
+                    self.reconcile(Some(&network));
+                }
                 Reply::ok()
             }
         }
@@ -1037,20 +1099,33 @@ async fn watch(c: std::sync::Weak<Cluster>, mut rev: i64) {
                     return;
                 }
                 match next {
-                    Ok((events, r)) => {
+                    Ok((mut events, r)) => {
+                        rev = rev.max(r);
+                        // Take whatever else is ready now: one sync per
+                        // burst, not one per event.
+                        while let Ok(Ok((more, r))) =
+                            tokio::time::timeout(Duration::ZERO, w.next()).await
+                        {
+                            rev = rev.max(r);
+                            events.extend(more);
+                        }
                         if events.is_empty() {
                             continue;
                         }
-                        rev = rev.max(r);
                         cl.watch_events
                             .fetch_add(events.len() as u64, Ordering::Relaxed);
+                        let mut dirty = Dirty::default();
                         {
                             let mut v = cl.view();
                             for e in &events {
                                 v.apply(e);
+                                dirty.note(match e {
+                                    Event::Put(kv) => &kv.key,
+                                    Event::Delete(k) => k,
+                                });
                             }
                         }
-                        cl.reconcile(None);
+                        cl.follow(&dirty);
                     }
                     Err(e) => {
                         log::error(&format!("cluster: watch: {e}"));

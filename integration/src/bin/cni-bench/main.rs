@@ -277,6 +277,7 @@ impl Scenario for LoopbackDel {
 }
 
 mod bridge;
+mod cluster;
 mod host_local;
 mod macvlan;
 mod portmap;
@@ -488,12 +489,15 @@ fn run() -> Result<()> {
         for s in &all {
             println!("{}", s.name());
         }
+        println!("{}", cluster::NAME);
         return Ok(());
     }
     if !integration::is_root() {
         bail!("cni-bench creates network namespaces: run it as root");
     }
     all.retain(|s| o.only.is_empty() || o.only.iter().any(|f| s.name().contains(f.as_str())));
+    let with_cluster =
+        o.only.is_empty() || o.only.iter().any(|f| cluster::NAME.contains(f.as_str()));
 
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpus = std::thread::available_parallelism()
@@ -533,6 +537,13 @@ fn run() -> Result<()> {
         };
         host = h;
         rows.extend(r);
+    }
+    if with_cluster {
+        eprintln!("running {} ...", cluster::NAME);
+        match cluster::run() {
+            Ok(r) => rows.extend(r),
+            Err(e) => failures.push(format!("{}: {e:#}", cluster::NAME)),
+        }
     }
 
     let w = rows
