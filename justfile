@@ -36,6 +36,9 @@ deps:
     command -v hyperfine >/dev/null || need+=(hyperfine)
     command -v ethtool   >/dev/null || need+=(ethtool)     # the overlay test reads checksum offload back
     [ -x /usr/lib/cni/loopback ]    || need+=(containernetworking-plugins)
+    command -v etcd      >/dev/null || need+=(etcd-server)    # the demo's cluster act and the cluster tests
+    command -v etcdctl   >/dev/null || need+=(etcd-client)
+    command -v dig       >/dev/null || need+=(bind9-dnsutils) # the demo resolves a name across hosts
     {{just_executable()}} _apt-install "${need[@]}"
 
 # Also what the client tests drive (integration/clients): Go libcni sources, containerd, podman, runc, busybox
@@ -53,8 +56,6 @@ deps-clients: deps
     command -v jq        >/dev/null || need+=(jq)          # fuzz seeds from conf-examples
     command -v dnsmasq   >/dev/null || need+=(dnsmasq-base)   # the upstream resolver of the dnsname tests
     command -v dig       >/dev/null || need+=(bind9-dnsutils) # the dnsname tests ask names from inside containers
-    command -v etcd      >/dev/null || need+=(etcd-server)    # the cluster tests run etcd inside fake hosts
-    command -v etcdctl   >/dev/null || need+=(etcd-client)
     {{just_executable()}} _apt-install "${need[@]}"
 
 # apt-get update once, then install the given packages (none: nothing to do)

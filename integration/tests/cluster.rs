@@ -58,11 +58,21 @@ fn root_cluster_overlay_spans_hosts_with_one_subnet_and_leaves_nothing() {
         b.conflist(&net).is_some()
     });
     let list = b.conflist(&net).unwrap();
-    assert_eq!(
-        list,
-        a.conflist(&net).unwrap(),
-        "both hosts hold the same conflist"
+    // The same conflist on both hosts, but for each host's own underlay
+    // address (the daemon writes it in).
+    let mut list_a = a.conflist(&net).unwrap();
+    wait_until(
+        "a's conflist with its address",
+        Duration::from_secs(3),
+        || {
+            list_a = a.conflist(&net).unwrap();
+            list_a["plugins"][0]["localIP"] == a.ip.as_str()
+        },
     );
+    assert_eq!(list["plugins"][0]["localIP"], b.ip.as_str());
+    let mut same = list_a.clone();
+    same["plugins"][0]["localIP"] = list["plugins"][0]["localIP"].clone();
+    assert_eq!(list, same, "both hosts hold the same conflist");
     let plugin = &list["plugins"][0];
     assert_eq!(plugin["ipam"]["type"], "cluster-ipam");
     let vni = plugin["vni"].as_u64().expect("the cluster assigned a VNI");

@@ -13,8 +13,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// One call's budget (connect, send, answer).
-const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// One call's budget (connect, send, answer): a loaded etcd commits in
+/// seconds, not milliseconds; a dead member refuses at once anyway.
+const CALL_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Longest answer we read from a unary call.
 const MAX_BODY: usize = 64 << 20;

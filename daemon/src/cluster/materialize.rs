@@ -2,9 +2,12 @@
 //! is written to the host's config folder (so containerd and podman find
 //! it by name too), and a conflist we wrote for a network the store no
 //! longer has is removed. Ours are marked `"cnm": {"cluster": true}`;
-//! no other file is ever touched.
+//! no other file is ever touched. The one host-specific part is added
+//! here: the overlay's `localIP` is this host's advertised address, so a
+//! host needs no default route on its underlay.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::Path;
 
 use serde_json::Value;
@@ -18,7 +21,26 @@ fn is_cluster_conflist(v: &Value) -> bool {
         == Some(true)
 }
 
-pub fn conflists(dir: &Path, networks: &BTreeMap<String, Value>) {
+/// The stored conflist as this host writes it.
+fn for_host(list: &Value, local: IpAddr) -> Value {
+    let mut list = list.clone();
+    for p in list
+        .get_mut("plugins")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        let ours = p.get("type").and_then(Value::as_str) == Some("vxlan-overlay")
+            && p.get("cluster").and_then(Value::as_bool) == Some(true);
+        let named = p.get("localIP").is_some() || p.get("underlayDevice").is_some();
+        if ours && !named {
+            p["localIP"] = Value::String(local.to_string());
+        }
+    }
+    list
+}
+
+pub fn conflists(dir: &Path, networks: &BTreeMap<String, Value>, local: IpAddr) {
     if let Err(e) = std::fs::create_dir_all(dir) {
         log::error(&format!("cluster: {}: {e}", dir.display()));
         return;
@@ -27,6 +49,7 @@ pub fn conflists(dir: &Path, networks: &BTreeMap<String, Value>) {
         if !is_cluster_conflist(list) || name.contains('/') || name.starts_with('.') {
             continue;
         }
+        let list = &for_host(list, local);
         let path = dir.join(format!("{name}.conflist"));
         let current: Option<Value> = std::fs::read(&path)
             .ok()

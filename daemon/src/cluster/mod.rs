@@ -534,7 +534,7 @@ impl Cluster {
     fn follow(&self, d: &Dirty) {
         let view = self.view().clone();
         if d.conflists {
-            materialize::conflists(&self.conf.conf_dir, &view.networks);
+            materialize::conflists(&self.conf.conf_dir, &view.networks, self.conf.advertise);
         }
         if d.names {
             let remote = view
@@ -1008,7 +1008,11 @@ impl Cluster {
             let _ = self.etcd.revoke(l).await;
         }
         self.stop();
-        materialize::conflists(&self.conf.conf_dir, &Default::default());
+        materialize::conflists(
+            &self.conf.conf_dir,
+            &Default::default(),
+            self.conf.advertise,
+        );
         let mut leases = self.leases.lock().await;
         for n in leases.networks() {
             leases.drop_network(&n);

@@ -79,9 +79,15 @@ impl Endpoint {
                 slot.get_or_insert_with(|| ip.address.to_string());
             }
         }
+        // The conventions' map (network -> aliases); a bare list from
+        // older cache entries.
         let aliases = c
             .capability_args
             .get("aliases")
+            .and_then(|a| match a {
+                Value::Object(m) => m.get(&c.network),
+                other => Some(other),
+            })
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
@@ -191,7 +197,9 @@ pub fn connect(
         caps.insert("ips".into(), json!(ips));
     }
     if !opts.aliases.is_empty() {
-        caps.insert("aliases".into(), json!(opts.aliases));
+        // The CNI conventions' `aliases` capability (podman's, dnsname's):
+        // network name -> aliases.
+        caps.insert("aliases".into(), json!({ net.name.clone(): opts.aliases }));
     }
     // The none network is loopback only: always `lo`.
     let none = net
@@ -433,7 +441,10 @@ mod tests {
             network: "n1".into(),
             netns: "/var/run/netns/c1".into(),
             cni_args: vec![],
-            capability_args: json!({"aliases": ["web"]}).as_object().unwrap().clone(),
+            capability_args: json!({"aliases": {"n1": ["web"], "n2": ["other"]}})
+                .as_object()
+                .unwrap()
+                .clone(),
             result: Some(json!({
                 "cniVersion": "1.0.0",
                 "interfaces": [{"name": "br0", "mac": "aa:00:00:00:00:01"},

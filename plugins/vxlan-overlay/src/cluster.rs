@@ -13,7 +13,9 @@ use cni_spec::{CniResult, Error, Result};
 
 use crate::config::Conf;
 
-const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longer than the daemon's own etcd call budget, so a slow store is
+/// reported by the daemon (code 11), not by a timed-out socket.
+const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn mac_text(m: Mac) -> String {
     m.iter()
