@@ -552,11 +552,14 @@ impl Cluster {
                 continue;
             }
             let Some(vni) = view.vni(net) else { continue };
+            // Flooding only to the live hosts that carry the network.
             let floods: BTreeSet<IpAddr> = view
-                .alive
-                .values()
-                .filter(|h| h.host != self.conf.host)
-                .map(|h| h.address)
+                .endpoints
+                .get(net)
+                .into_iter()
+                .flat_map(|m| m.values())
+                .filter(|e| e.host != self.conf.host)
+                .filter_map(|e| view.alive.get(&e.host).map(|h| h.address))
                 .collect();
             let statics = view
                 .endpoints
