@@ -220,6 +220,30 @@ impl<'a> Site<'a> {
             .collect()
     }
 
+    /// Neighbour entries of the network's VXLAN device: (ip, mac), the
+    /// permanent ones (those the daemon programs for its ARP proxy).
+    pub fn neighbours(&self, vni: u64) -> BTreeSet<(String, String)> {
+        let out = self
+            .host
+            .exec(&["ip", "-j", "neigh", "show", "dev", &format!("vxlan{vni}")]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                e["state"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|x| x == "PERMANENT"))
+            })
+            .filter_map(|e| {
+                Some((
+                    e["dst"].as_str()?.to_string(),
+                    e["lladdr"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
     /// This host's daemon counters (`cnitool cluster stats`).
     pub fn stats(&self) -> Value {
         serde_json::from_str(&self.ok(&["cluster", "stats"])).unwrap_or(Value::Null)

@@ -119,6 +119,21 @@ fn root_cluster_overlay_spans_hosts_with_one_subnet_and_leaves_nothing() {
             .all(|c| fdb.contains(&(mac_of(c), b.ip.clone())))
             && fdb.contains(&("00:00:00:00:00:00".into(), b.ip.clone()))
     });
+    // Neighbour entries for the device's ARP proxy: ARP never floods.
+    wait_until("neighbour entries on a", Duration::from_secs(1), || {
+        let n = a.neighbours(vni);
+        ctrs_b
+            .iter()
+            .zip(&ips_b)
+            .all(|(c, ip)| n.contains(&(ip.clone(), mac_of(c))))
+    });
+    let proxy = a
+        .host
+        .ip_ok(&["-d", "link", "show", &format!("vxlan{vni}")]);
+    assert!(
+        proxy.contains("proxy"),
+        "the VXLAN device answers ARP: {proxy}"
+    );
     wait_until("forwarding entries on b", Duration::from_secs(1), || {
         let fdb = b.fdb(vni);
         ctrs_a
@@ -149,6 +164,7 @@ fn root_cluster_overlay_spans_hosts_with_one_subnet_and_leaves_nothing() {
     wait_until("b's entries gone from a", Duration::from_secs(1), || {
         let fdb = a.fdb(vni);
         macs_b.iter().all(|mac| !fdb.iter().any(|(m, _)| m == mac))
+            && !a.neighbours(vni).iter().any(|(_, m)| macs_b.contains(m))
     });
 
     // rm refused while a has endpoints; b leaves and nothing of it stays.

@@ -1,8 +1,10 @@
 //! Programming a network's VXLAN device from the store: one flooding
-//! entry per other host (head-end replication of broadcast and unknown
-//! unicast) and one static entry per remote endpoint (its MAC tunnelled
-//! to its host), Docker's and flannel's model: no reliance on learning.
-//! Entries to remotes the store no longer names are removed.
+//! entry per other host carrying the network (head-end replication of
+//! broadcast and unknown unicast), one static entry per remote endpoint
+//! (its MAC tunnelled to its host) and one neighbour entry per remote
+//! endpoint (its IP -> MAC, which the device's ARP proxy answers from, so
+//! ARP is never flooded): Docker's and flannel's model, no reliance on
+//! learning. Entries the store no longer names are removed.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -27,6 +29,7 @@ pub fn sync(
     vxlan: &str,
     floods: &BTreeSet<IpAddr>,
     statics: &BTreeSet<(Mac, IpAddr)>,
+    neighbours: &BTreeSet<(IpAddr, Mac)>,
 ) -> Result<()> {
     let mut nl = Netlink::new()?;
     let Some(dev) = nl.link_by_name_opt(vxlan)? else {
@@ -69,6 +72,28 @@ pub fn sync(
     for (mac, r) in statics.difference(&have_static) {
         nl.add_neigh(
             &Neighbour::vxlan_fdb(dev.index, *mac, *r),
+            NeighMode::Replace,
+        )?;
+    }
+    let mut have_neigh = BTreeSet::new();
+    for fam in [NeighFamily::Inet, NeighFamily::Inet6] {
+        for e in nl.neighbours(fam, Some(dev.index))? {
+            let (Some(ip), Some(mac)) = (e.ip, e.mac) else {
+                continue;
+            };
+            if neighbours.contains(&(ip, mac)) {
+                have_neigh.insert((ip, mac));
+            } else if e.permanent {
+                match nl.del_neigh(&Neighbour::static_entry(dev.index, ip, mac)) {
+                    Err(err) if !netlink::is_not_found(&err) => return Err(err),
+                    _ => {}
+                }
+            }
+        }
+    }
+    for (ip, mac) in neighbours.difference(&have_neigh) {
+        nl.add_neigh(
+            &Neighbour::static_entry(dev.index, *ip, *mac),
             NeighMode::Replace,
         )?;
     }

@@ -561,15 +561,17 @@ impl Cluster {
                 .filter(|e| e.host != self.conf.host)
                 .filter_map(|e| view.alive.get(&e.host).map(|h| h.address))
                 .collect();
-            let statics = view
+            let remote: Vec<(&EndpointRec, cni_net::netlink::Mac)> = view
                 .endpoints
                 .get(net)
                 .into_iter()
                 .flat_map(|m| m.values())
                 .filter(|e| e.host != self.conf.host)
-                .filter_map(|e| Some((fdb::parse_mac(&e.mac)?, e.vtep)))
+                .filter_map(|e| Some((e, fdb::parse_mac(&e.mac)?)))
                 .collect();
-            if let Err(e) = fdb::sync(&format!("vxlan{vni}"), &floods, &statics) {
+            let statics = remote.iter().map(|(e, mac)| (*mac, e.vtep)).collect();
+            let neighbours = remote.iter().map(|(e, mac)| (e.ip, *mac)).collect();
+            if let Err(e) = fdb::sync(&format!("vxlan{vni}"), &floods, &statics, &neighbours) {
                 log::error(&format!("cluster: forwarding entries of {net}: {e}"));
             }
         }
