@@ -1088,8 +1088,14 @@ async fn keepalive(c: std::sync::Weak<Cluster>) {
 }
 
 /// Follow the store: apply each batch of events to the view and make the
-/// host follow; on a broken stream, read everything again and watch on.
+/// host follow. A stream that breaks after delivering (its member died) is
+/// reopened at once from the last revision on another member, so losing a
+/// member costs milliseconds; a stream that cannot be opened or delivered
+/// nothing, or a kick, leads to a fresh read first (with a growing pause
+/// while the store stays out of reach).
 async fn watch(c: std::sync::Weak<Cluster>, mut rev: i64) {
+    const FIRST_PAUSE: Duration = Duration::from_millis(50);
+    let mut pause = FIRST_PAUSE;
     loop {
         let Some(cl) = c.upgrade() else { return };
         if cl.stopped.load(Ordering::Relaxed) {
@@ -1097,18 +1103,24 @@ async fn watch(c: std::sync::Weak<Cluster>, mut rev: i64) {
         }
         let stream = cl.etcd.watch(PREFIX, rev + 1).await;
         drop(cl);
+        let mut delivered = false;
+        let mut kicked = false;
         if let Ok(mut w) = stream {
             loop {
                 let Some(cl) = c.upgrade() else { return };
                 let next = tokio::select! {
                     n = w.next() => n,
-                    _ = cl.kick.notified() => Err(EtcdError::Unreachable("restarting the watch".into())),
+                    _ = cl.kick.notified() => {
+                        kicked = true;
+                        Err(EtcdError::Unreachable("restarting the watch".into()))
+                    }
                 };
                 if cl.stopped.load(Ordering::Relaxed) {
                     return;
                 }
                 match next {
                     Ok((mut events, r)) => {
+                        pause = FIRST_PAUSE;
                         rev = rev.max(r);
                         // Take whatever else is ready now: one sync per
                         // burst, not one per event.
@@ -1121,6 +1133,9 @@ async fn watch(c: std::sync::Weak<Cluster>, mut rev: i64) {
                         if events.is_empty() {
                             continue;
                         }
+                        // Events flowed: a later break is a member going,
+                        // not a stream that cannot work (compaction).
+                        delivered = true;
                         cl.watch_events
                             .fetch_add(events.len() as u64, Ordering::Relaxed);
                         let mut dirty = Dirty::default();
@@ -1143,7 +1158,13 @@ async fn watch(c: std::sync::Weak<Cluster>, mut rev: i64) {
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        if delivered && !kicked {
+            continue;
+        }
+        if !kicked {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
         let Some(cl) = c.upgrade() else { return };
         if cl.stopped.load(Ordering::Relaxed) {
             return;
