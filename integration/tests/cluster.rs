@@ -14,7 +14,7 @@ use integration::cluster::{mac_of, wait_until, Site};
 use integration::etcd::EtcdCluster;
 use integration::state::ping;
 use integration::underlay::{host_ip, Underlay};
-use integration::{unique_id, Netns};
+use integration::{unique_id, Invocation, Netns};
 
 const SUBNET: &str = "10.88.0.0/24";
 
@@ -585,4 +585,66 @@ fn root_cluster_names_resolve_across_hosts_and_go_with_del() {
     a.ok(&["network", "rm", &net]);
     a.ok(&["cluster", "leave"]);
     b.ok(&["cluster", "leave"]);
+}
+
+#[test]
+fn root_cluster_gc_releases_addresses_of_attachments_the_runtime_forgot() {
+    let u = Underlay::new(2, "cg");
+    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let a = Site::new(&u, 1);
+    a.join(&etcd, true);
+    let net = unique_id("cgnet");
+    a.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.98.0.0/24",
+        &net,
+    ]);
+    let keep = Netns::new("cgk");
+    let lost = Netns::new("cgl");
+    a.plugin("ADD", &net, "keep", &keep).expect_ok();
+    let lost_ip = a.plugin("ADD", &net, "lost", &lost).json()["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(a.lease_files(&net), 4);
+
+    // GC with only `keep` valid: `lost`'s address and endpoint go.
+    let list = a.conflist(&net).unwrap();
+    let mut conf = list["plugins"][0].clone();
+    conf["cniVersion"] = list["cniVersion"].clone();
+    conf["name"] = list["name"].clone();
+    conf["cni.dev/valid-attachments"] =
+        serde_json::json!([{"containerID": "keep", "ifname": "eth0"}]);
+    let gc = a.with_env(
+        Invocation::ours("vxlan-overlay")
+            .command("GC")
+            .cni_path(&integration::paths::default_cni_path())
+            .stdin_json(&conf)
+            .in_host(a.host),
+    );
+    gc.run().expect_ok();
+    assert_eq!(
+        a.lease_files(&net),
+        2,
+        "only keep's lease and endpoint copy"
+    );
+    let eps = etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/"));
+    assert_eq!(eps.len(), 1);
+    assert!(!eps[0].0.ends_with(&lost_ip), "{eps:?}");
+
+    a.plugin("DEL", &net, "keep", &keep).expect_ok();
+    a.plugin("DEL", &net, "lost", &lost).expect_ok();
+    assert_eq!(
+        etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/")),
+        vec![]
+    );
+    a.ok(&["network", "rm", &net]);
+    a.ok(&["cluster", "leave"]);
 }

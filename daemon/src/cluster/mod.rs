@@ -666,6 +666,28 @@ impl Cluster {
                 };
                 self.ipam_del(&network, &owner).await
             }
+            ClusterRequest::IpamGc { network, valid } => {
+                let stale: Vec<Owner> = {
+                    let mut leases = self.leases.lock().await;
+                    leases
+                        .of(&network)
+                        .values()
+                        .filter(|o| {
+                            !valid
+                                .iter()
+                                .any(|(c, i)| *c == o.container_id && *i == o.ifname)
+                        })
+                        .cloned()
+                        .collect()
+                };
+                for o in stale {
+                    let r = self.ipam_del(&network, &o).await;
+                    if !r.ok {
+                        return r;
+                    }
+                }
+                Reply::ok()
+            }
             ClusterRequest::IpamCheck {
                 network,
                 container_id,

@@ -104,6 +104,30 @@ impl Plugin for ClusterIpam {
         Ok(())
     }
 
+    /// Leases of attachments the runtime no longer knows are released (and
+    /// their endpoints unpublished).
+    fn gc(&self, req: &Request) -> Result<()> {
+        let Some(valid) = req.config.valid_attachments()? else {
+            return Err(Error::invalid_config(
+                "GC needs cni.dev/valid-attachments (an empty list releases everything)",
+            ));
+        };
+        if !matches!(cluster::load(), Ok(Some(_))) {
+            return Ok(());
+        }
+        ask(
+            req,
+            ClusterRequest::IpamGc {
+                network: req.config.name.clone(),
+                valid: valid
+                    .into_iter()
+                    .map(|a| (a.container_id, a.ifname))
+                    .collect(),
+            },
+        )
+        .map(|_| ())
+    }
+
     /// Ready unless the host is cut off from the store, and never silent
     /// about addresses the cluster reclaimed while it was.
     fn status(&self, req: &Request) -> Result<()> {

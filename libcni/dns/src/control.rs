@@ -89,6 +89,12 @@ pub enum ClusterRequest {
         container_id: String,
         ifname: String,
     },
+    /// cluster-ipam GC: release this host's leases of the network that
+    /// belong to none of the `valid` (containerID, ifname) attachments.
+    IpamGc {
+        network: String,
+        valid: Vec<(String, String)>,
+    },
     /// cluster-ipam CHECK: the lease is still ours.
     IpamCheck {
         network: String,
