@@ -40,6 +40,55 @@ fn fail(e: EtcdError) -> Reply {
     }
 }
 
+/// CNI's rule for network names and container IDs (alphanumeric first,
+/// then alphanumerics, `_`, `.`, `-`): they become etcd key segments and
+/// folder names, so nothing else may pass (no `/`, no `..`).
+fn valid_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && s.len() <= 253
+}
+
+fn check_names(req: &ClusterRequest) -> Result<(), String> {
+    let (network, container) = match req {
+        ClusterRequest::Vni { network }
+        | ClusterRequest::VniRelease { network, .. }
+        | ClusterRequest::NetworkPut { network, .. }
+        | ClusterRequest::NetworkRm { network }
+        | ClusterRequest::IpamGc { network, .. } => (Some(network), None),
+        ClusterRequest::IpamAdd {
+            network,
+            container_id,
+            ..
+        }
+        | ClusterRequest::IpamDel {
+            network,
+            container_id,
+            ..
+        }
+        | ClusterRequest::IpamCheck {
+            network,
+            container_id,
+            ..
+        }
+        | ClusterRequest::Publish {
+            network,
+            container_id,
+            ..
+        } => (Some(network), Some(container_id)),
+        ClusterRequest::Remove { host, .. } => (None, Some(host)),
+        _ => (None, None),
+    };
+    if let Some(n) = network.filter(|n| !valid_name(n)) {
+        return Err(format!("invalid network name {n:?}"));
+    }
+    if let Some(c) = container.filter(|c| !valid_name(c)) {
+        return Err(format!("invalid name {c:?}"));
+    }
+    Ok(())
+}
+
 /// What a batch of store events changed on this host.
 #[derive(Debug, Default)]
 struct Dirty {
@@ -155,6 +204,10 @@ impl ClusterHandle {
     }
 
     pub async fn handle(&self, req: ClusterRequest) -> Reply {
+        if let Err(msg) = check_names(&req) {
+            // CNI's "invalid network config".
+            return Reply::error_code(7, msg);
+        }
         let mut cur = self.current.lock().await;
         if let ClusterRequest::Join { init, grace_period } = req {
             let conf = match conf_file::load() {
@@ -207,6 +260,9 @@ impl ClusterHandle {
     /// dnsname registered a record: a cluster network's is published for
     /// the other hosts' resolvers (best effort: local names never wait).
     pub async fn names_added(&self, record: cni_dns::Record) {
+        if !valid_name(&record.network) || !valid_name(&record.container_id) {
+            return;
+        }
         let Some(c) = self.current.lock().await.clone() else {
             return;
         };
@@ -1250,4 +1306,25 @@ fn rss_kb() -> u64 {
                 .and_then(|v| v.split_whitespace().next()?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_would_escape_a_key_or_folder_are_refused() {
+        for ok in ["net1", "a.b-c_d", "0"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", "../x", "a/b", ".hidden", "-x", "a b", "é"] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+        let req = ClusterRequest::IpamDel {
+            network: "../etc".into(),
+            container_id: "c".into(),
+            ifname: "eth0".into(),
+        };
+        assert!(check_names(&req).is_err());
+    }
 }
