@@ -648,3 +648,88 @@ fn root_cluster_gc_releases_addresses_of_attachments_the_runtime_forgot() {
     a.ok(&["network", "rm", &net]);
     a.ok(&["cluster", "leave"]);
 }
+
+#[test]
+fn root_cluster_over_tls_with_client_certificates() {
+    let u = Underlay::new(3, "ct");
+    let tls = integration::etcd::EtcdTls::new(&[host_ip(0)]);
+    let etcd = EtcdCluster::start_with(&[(&u.hosts[0], host_ip(0))], Some(tls));
+    let a = Site::new(&u, 1);
+    let b = Site::new(&u, 2);
+    let t = etcd.tls().unwrap();
+    let (ca, cert, key) = (t.file("ca.pem"), t.file("client.pem"), t.file("client.key"));
+    // Without a client certificate etcd refuses the host: nothing joins.
+    let out = b.cnitool(&[
+        "cluster",
+        "init",
+        "--store",
+        &etcd.store_url(),
+        "--advertise",
+        "eth0",
+        "--name",
+        "h2",
+        "--cacert",
+        &ca,
+    ]);
+    assert!(!out.status.success(), "joined without a client certificate");
+    assert!(!b.dir.join("cluster.json").exists());
+    // Without --cacert an etcds:// store is refused before anything is written.
+    assert!(!b
+        .cnitool(&[
+            "cluster",
+            "init",
+            "--store",
+            &etcd.store_url(),
+            "--advertise",
+            "eth0"
+        ])
+        .status
+        .success());
+
+    let with_certs = [
+        "--cacert",
+        ca.as_str(),
+        "--cert",
+        cert.as_str(),
+        "--key",
+        key.as_str(),
+    ];
+    a.join_with(&etcd, true, &with_certs);
+    b.join_with(&etcd, false, &with_certs);
+    let net = unique_id("ctnet");
+    a.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.99.0.0/24",
+        &net,
+    ]);
+    wait_until("the conflist on b", Duration::from_secs(3), || {
+        b.conflist(&net).is_some()
+    });
+    let ca_ns = Netns::new("cta");
+    let cb_ns = Netns::new("ctb");
+    a.add(&net, &ca_ns);
+    let ip_b = b.add(&net, &cb_ns);
+    wait_until("b reachable from a", Duration::from_secs(2), || {
+        ping(&ca_ns, &ip_b)
+    });
+    assert_eq!(
+        etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/")).len(),
+        2
+    );
+
+    a.del(&net, &ca_ns);
+    b.del(&net, &cb_ns);
+    a.ok(&["network", "rm", &net]);
+    b.ok(&["cluster", "leave"]);
+    a.ok(&["cluster", "leave"]);
+    let left: Vec<(String, String)> = etcd
+        .get_prefix("/cni-rs/")
+        .into_iter()
+        .filter(|(k, _)| k != "/cni-rs/cluster")
+        .collect();
+    assert_eq!(left, vec![]);
+}

@@ -1,7 +1,7 @@
 //! A small etcd v3 client over etcd's JSON gateway (HTTP/1.1 + JSON on the
 //! client port, keys and values base64, 64-bit numbers as strings): no
-//! gRPC stack, no protoc, one TCP connection per unary call on the
-//! underlay. Endpoints are tried in order, starting with the last one that
+//! gRPC stack, no protoc, one TCP (or TLS) connection per unary call on
+//! the underlay. Endpoints are tried in order, starting with the last one that
 //! answered, so losing a member costs one refused connect.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,8 +10,14 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// A connection to etcd: plain TCP or TLS over it.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+type Conn = Box<dyn Io>;
 
 /// One call's budget (connect, send, answer): a loaded etcd commits in
 /// seconds, not milliseconds; a dead member refuses at once anyway.
@@ -54,6 +60,7 @@ pub enum Event {
 
 pub struct Etcd {
     endpoints: Vec<String>,
+    tls: Option<TlsConnector>,
     preferred: AtomicUsize,
     /// Round trips made (unary calls and watch opens), for the bench.
     pub calls: std::sync::atomic::AtomicU64,
@@ -105,9 +112,10 @@ fn kvs_of(v: &Value) -> Vec<Kv> {
 }
 
 impl Etcd {
-    pub fn new(endpoints: Vec<String>) -> Self {
+    pub fn new(endpoints: Vec<String>, tls: Option<TlsConnector>) -> Self {
         Etcd {
             endpoints,
+            tls,
             preferred: AtomicUsize::new(0),
             calls: Default::default(),
         }
@@ -122,7 +130,8 @@ impl Etcd {
         for i in 0..n {
             let idx = (first + i) % n;
             let ep = &self.endpoints[idx];
-            match tokio::time::timeout(CALL_TIMEOUT, post(ep, path, body)).await {
+            match tokio::time::timeout(CALL_TIMEOUT, post(ep, self.tls.as_ref(), path, body)).await
+            {
                 Ok(Ok(v)) => {
                     self.preferred.store(idx, Ordering::Relaxed);
                     return Ok(v);
@@ -266,7 +275,8 @@ impl Etcd {
         let mut last = EtcdError::Unreachable("no endpoint configured".into());
         for i in 0..n {
             let ep = &self.endpoints[(first + i) % n];
-            match tokio::time::timeout(CALL_TIMEOUT, open_stream(ep, "/v3/watch", &body)).await {
+            let open = open_stream(ep, self.tls.as_ref(), "/v3/watch", &body);
+            match tokio::time::timeout(CALL_TIMEOUT, open).await {
                 Ok(Ok(w)) => return Ok(w),
                 Ok(Err(e)) => last = e,
                 Err(_) => last = EtcdError::Unreachable(format!("{ep}: no answer in time")),
@@ -288,12 +298,54 @@ fn request_bytes(ep: &str, path: &str, body: &Value, close: bool) -> Vec<u8> {
     out
 }
 
-async fn connect(ep: &str) -> Result<TcpStream> {
+async fn connect(ep: &str, tls: Option<&TlsConnector>) -> Result<Conn> {
     let s = TcpStream::connect(ep)
         .await
         .map_err(|e| EtcdError::Unreachable(format!("{ep}: {e}")))?;
     let _ = s.set_nodelay(true);
-    Ok(s)
+    let Some(tls) = tls else {
+        return Ok(Box::new(s));
+    };
+    let name = super::tls::server_name(ep)
+        .ok_or_else(|| EtcdError::Protocol(format!("{ep}: not a host name for TLS")))?;
+    // A refused handshake (bad certificate) is a configuration error, not
+    // an unreachable store.
+    let t = tls
+        .connect(name, s)
+        .await
+        .map_err(|e| EtcdError::Protocol(format!("{ep}: TLS: {e}")))?;
+    Ok(Box::new(t))
+}
+
+/// Read one whole response: up to the end its length or its chunking
+/// says (a TLS peer that closes without close_notify must not turn a
+/// complete answer into an error).
+async fn read_response(ep: &str, s: &mut Conn) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        if let Some(split) = find(&buf, b"\r\n\r\n") {
+            let (_, chunked, length) = parse_head(&buf[..split])?;
+            let body = &buf[split + 4..];
+            let complete = match (chunked, length) {
+                (true, _) => body.ends_with(b"0\r\n\r\n") && dechunk(body).is_ok(),
+                (false, Some(l)) => body.len() >= l,
+                (false, None) => false,
+            };
+            if complete {
+                return Ok(buf);
+            }
+        }
+        if buf.len() > MAX_BODY {
+            return Err(EtcdError::Protocol(format!("{ep}: answer too large")));
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) => return Ok(buf),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) if !buf.is_empty() => return Ok(buf),
+            Err(e) => return Err(EtcdError::Unreachable(format!("{ep}: {e}"))),
+        }
+    }
 }
 
 /// The status line and headers: (status, chunked, content length).
@@ -347,17 +399,12 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>> {
     }
 }
 
-async fn post(ep: &str, path: &str, body: &Value) -> Result<Value> {
-    let mut s = connect(ep).await?;
+async fn post(ep: &str, tls: Option<&TlsConnector>, path: &str, body: &Value) -> Result<Value> {
+    let mut s = connect(ep, tls).await?;
     s.write_all(&request_bytes(ep, path, body, true))
         .await
         .map_err(|e| EtcdError::Unreachable(format!("{ep}: {e}")))?;
-    let mut buf = Vec::new();
-    (&mut s)
-        .take(MAX_BODY as u64)
-        .read_to_end(&mut buf)
-        .await
-        .map_err(|e| EtcdError::Unreachable(format!("{ep}: {e}")))?;
+    let buf = read_response(ep, &mut s).await?;
     let split = find(&buf, b"\r\n\r\n")
         .ok_or_else(|| EtcdError::Unreachable(format!("{ep}: no HTTP answer")))?;
     let (status, chunked, _) = parse_head(&buf[..split])?;
@@ -383,15 +430,20 @@ async fn post(ep: &str, path: &str, body: &Value) -> Result<Value> {
 
 /// A watch's stream of newline-separated JSON messages (chunked).
 pub struct Watch {
-    stream: TcpStream,
+    stream: Conn,
     /// Raw bytes not yet decoded (chunk framing included).
     raw: Vec<u8>,
     /// Decoded body bytes not yet split into messages.
     body: Vec<u8>,
 }
 
-async fn open_stream(ep: &str, path: &str, body: &Value) -> Result<Watch> {
-    let mut s = connect(ep).await?;
+async fn open_stream(
+    ep: &str,
+    tls: Option<&TlsConnector>,
+    path: &str,
+    body: &Value,
+) -> Result<Watch> {
+    let mut s = connect(ep, tls).await?;
     s.write_all(&request_bytes(ep, path, body, false))
         .await
         .map_err(|e| EtcdError::Unreachable(format!("{ep}: {e}")))?;

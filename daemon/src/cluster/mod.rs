@@ -9,6 +9,7 @@ pub mod fdb;
 pub mod ipam;
 pub mod materialize;
 pub mod store;
+pub mod tls;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -308,7 +309,13 @@ impl Cluster {
         init: Option<u64>,
         names_sink: NamesSink,
     ) -> Result<Arc<Cluster>, Reply> {
-        let etcd = Etcd::new(conf.store.clone());
+        let tls = match &conf.tls {
+            Some(files) => {
+                Some(tls::connector(files).map_err(|e| Reply::error(format!("TLS to etcd: {e}")))?)
+            }
+            None => None,
+        };
+        let etcd = Etcd::new(conf.store.clone(), tls);
         let marker = key(&["cluster"]);
         if let Some(grace) = init {
             let v = json!({ "gracePeriod": grace }).to_string();

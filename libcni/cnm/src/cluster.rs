@@ -52,6 +52,15 @@ pub struct JoinArgs {
     /// Seconds the host's lease lives without a keepalive
     #[arg(long, default_value_t = conf_file::DEFAULT_LEASE_TTL)]
     pub lease_ttl: u64,
+    /// TLS: the CA of etcd's certificate (https:// or etcds:// stores)
+    #[arg(long)]
+    pub cacert: Option<std::path::PathBuf>,
+    /// TLS: this host's client certificate (etcd --client-cert-auth)
+    #[arg(long)]
+    pub cert: Option<std::path::PathBuf>,
+    /// TLS: the client certificate's key
+    #[arg(long)]
+    pub key: Option<std::path::PathBuf>,
     /// init: seconds a host's lease may stay expired before the cluster
     /// releases its endpoints and blocks (default 30)
     #[arg(long)]
@@ -141,6 +150,30 @@ fn advertise_address(spec: &str) -> Result<IpAddr> {
         })
 }
 
+/// The TLS files as given, checked to exist (absolute, since the daemon
+/// reads them from another working directory).
+fn tls_files(a: &JoinArgs, secure: bool) -> Result<Option<conf_file::TlsFiles>> {
+    let Some(ca) = &a.cacert else {
+        if secure || a.cert.is_some() || a.key.is_some() {
+            return Err(Error::invalid_config(
+                "TLS to etcd needs --cacert (and --cert/--key for client certificates)",
+            ));
+        }
+        return Ok(None);
+    };
+    if a.cert.is_some() != a.key.is_some() {
+        return Err(Error::invalid_config("--cert and --key go together"));
+    }
+    let abs = |p: &std::path::PathBuf| -> Result<std::path::PathBuf> {
+        std::fs::canonicalize(p).map_err(|e| Error::from_io(format!("{}", p.display()), e))
+    };
+    Ok(Some(conf_file::TlsFiles {
+        ca: abs(ca)?,
+        cert: a.cert.as_ref().map(abs).transpose()?,
+        key: a.key.as_ref().map(abs).transpose()?,
+    }))
+}
+
 fn join(a: &JoinArgs, s: &Settings, init: bool) -> Result<()> {
     if let Ok(Some(c)) = conf_file::load() {
         return Err(Error::invalid_config(format!(
@@ -149,7 +182,8 @@ fn join(a: &JoinArgs, s: &Settings, init: bool) -> Result<()> {
             c.store.join(",")
         )));
     }
-    let store = conf_file::parse_store(&a.store).map_err(Error::invalid_config)?;
+    let (store, secure) = conf_file::parse_store(&a.store).map_err(Error::invalid_config)?;
+    let tls = tls_files(a, secure)?;
     let host = match &a.name {
         Some(n) => n.clone(),
         None => std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -166,6 +200,7 @@ fn join(a: &JoinArgs, s: &Settings, init: bool) -> Result<()> {
         host,
         conf_dir: s.conf_dir.clone(),
         lease_ttl: a.lease_ttl.max(2),
+        tls,
     };
     conf_file::save(&conf).map_err(|e| Error::from_io("writing the cluster file", e))?;
     if a.grace_period.is_some() && !init {

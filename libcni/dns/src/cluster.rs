@@ -34,6 +34,21 @@ pub struct ClusterConf {
     pub conf_dir: PathBuf,
     #[serde(default = "default_ttl")]
     pub lease_ttl: u64,
+    /// TLS to etcd (`https://` stores): the CA that signed etcd's
+    /// certificate, and this host's client certificate and key when etcd
+    /// asks for one (`--client-cert-auth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
 }
 
 fn default_ttl() -> u64 {
@@ -77,15 +92,14 @@ pub fn remove() -> io::Result<()> {
     }
 }
 
-/// `etcd://a:2379,b:2379` (or `http://`, or bare) as `host:port` endpoints.
-pub fn parse_store(url: &str) -> Result<Vec<String>, String> {
-    let rest = url
-        .strip_prefix("etcd://")
-        .or_else(|| url.strip_prefix("http://"))
+/// `etcd://a:2379,b:2379` (or `http://`, or bare) as `host:port` endpoints,
+/// and whether the scheme asks for TLS (`https://`, `etcds://`).
+pub fn parse_store(url: &str) -> Result<(Vec<String>, bool), String> {
+    let secure = url.starts_with("https://") || url.starts_with("etcds://");
+    let rest = ["etcd://", "http://", "https://", "etcds://"]
+        .iter()
+        .find_map(|p| url.strip_prefix(p))
         .unwrap_or(url);
-    if url.starts_with("https://") || url.starts_with("etcds://") {
-        return Err("TLS to etcd is not supported yet: use etcd://HOST:PORT".into());
-    }
     let eps: Vec<String> = rest
         .split(',')
         .map(str::trim)
@@ -103,7 +117,7 @@ pub fn parse_store(url: &str) -> Result<Vec<String>, String> {
     if eps.is_empty() {
         return Err(format!("no etcd endpoint in {url:?}"));
     }
-    Ok(eps)
+    Ok((eps, secure))
 }
 
 #[cfg(test)]
@@ -114,10 +128,16 @@ mod tests {
     fn store_urls_become_endpoints() {
         assert_eq!(
             parse_store("etcd://10.0.0.1:2379,10.0.0.2").unwrap(),
-            vec!["10.0.0.1:2379", "10.0.0.2:2379"]
+            (
+                vec!["10.0.0.1:2379".to_string(), "10.0.0.2:2379".to_string()],
+                false
+            )
         );
         assert!(parse_store("etcd://").is_err());
-        assert!(parse_store("https://x:2379").is_err());
+        assert_eq!(
+            parse_store("https://x:2379").unwrap(),
+            (vec!["x:2379".to_string()], true)
+        );
     }
 }
 
