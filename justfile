@@ -39,6 +39,7 @@ deps:
     command -v etcd      >/dev/null || need+=(etcd-server)    # the demo's cluster act and the cluster tests
     command -v etcdctl   >/dev/null || need+=(etcd-client)
     command -v dig       >/dev/null || need+=(bind9-dnsutils) # the demo resolves a name across hosts
+    command -v openssl   >/dev/null || need+=(openssl)        # the cluster tests make a throw-away CA for etcd TLS
     {{just_executable()}} _apt-install "${need[@]}"
 
 # Also what the client tests drive (integration/clients): Go libcni sources, containerd, podman, runc, busybox
