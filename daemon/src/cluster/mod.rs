@@ -1320,6 +1320,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_batch_of_events_marks_only_what_it_changed() {
+        let mut d = Dirty::default();
+        d.note("/cni-rs/endpoints/ov/10.0.0.2");
+        d.note("/cni-rs/blocks/ov/10.0.0.0_26");
+        assert!(!d.conflists && !d.names && !d.all_fdb);
+        assert_eq!(d.fdb, BTreeSet::from(["ov".to_string()]));
+        d.note("/cni-rs/names/ov/c-eth0");
+        assert!(d.names && !d.conflists);
+        d.note("/cni-rs/hosts/h2");
+        assert!(d.all_fdb && !d.conflists);
+        d.note("/cni-rs/networks/ov");
+        assert!(d.conflists);
+    }
+
+    #[test]
     fn names_that_would_escape_a_key_or_folder_are_refused() {
         for ok in ["net1", "a.b-c_d", "0"] {
             assert!(valid_name(ok), "{ok}");
