@@ -3,7 +3,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # The plugin binaries, named after their CNI type.
-plugins := "bridge macvlan vxlan-overlay loopback portmap host-local dnsname"
+plugins := "bridge macvlan vxlan-overlay loopback portmap host-local dnsname cluster-ipam"
 # The per-host daemon dnsname starts on demand: installed beside the plugins.
 daemon := "cni-rs-daemon"
 bin := "target/release"
@@ -40,6 +40,9 @@ deps:
     command -v dnsmasq   >/dev/null || need+=(dnsmasq-base)   # containers/dnsname's resolver: a test upstream, a bench anchor
     command -v dnsperf   >/dev/null || need+=(dnsperf)        # the bench's DNS load generator
     [ -x /usr/lib/podman/aardvark-dns ] || need+=(aardvark-dns)   # netavark's resolver: a bench anchor
+    command -v etcd      >/dev/null || need+=(etcd-server)    # the demo's cluster act and the cluster tests
+    command -v etcdctl   >/dev/null || need+=(etcd-client)
+    command -v openssl   >/dev/null || need+=(openssl)        # the cluster tests make a throw-away CA for etcd TLS
     {{just_executable()}} _apt-install "${need[@]}"
     # containers/dnsname's Go plugin, for the bench only: unpacked into target/, never installed (in
     # /usr/lib/cni, podman would chain it into every network it creates). Best effort: the bench skips it.
@@ -152,6 +155,11 @@ _fuzz secs sanitizer:
       total=$((total + ${runs:-0}))
     done
     echo "fuzz: $total executions in all, no crash"
+
+# The cluster scale run (not in `just test`): 20 fake hosts, 1000 endpoints, one overlay; prints convergence time,
+# entries per host, etcd keys, round trips and watch events per ADD, daemon memory (CLUSTER_SCALE_HOSTS/ENDPOINTS)
+cluster-scale: build
+    cargo test -p integration --test cluster_scale -- --ignored --nocapture
 
 # Our plugins against the reference Go plugins (args: --iters N, --only NAME, --json FILE)
 bench *args: deps build

@@ -13,6 +13,7 @@ use cni_dns::control::{Reply, Request, MAX_LINE};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::cluster::ClusterHandle;
 use crate::log;
 use crate::service::Service;
 
@@ -50,7 +51,11 @@ impl ControlSocket {
 }
 
 /// Serve one client: requests until it closes the connection.
-pub async fn serve_client(stream: UnixStream, service: Arc<Mutex<Service>>) {
+pub async fn serve_client(
+    stream: UnixStream,
+    service: Arc<Mutex<Service>>,
+    cluster: Arc<ClusterHandle>,
+) {
     let (r, mut w) = stream.into_split();
     let mut lines = BufReader::new(r.take(MAX_LINE as u64 * 64));
     loop {
@@ -66,10 +71,33 @@ pub async fn serve_client(stream: UnixStream, service: Arc<Mutex<Service>>) {
                 Ok(req) => {
                     let started = Instant::now();
                     let what = format!("{req:?}");
-                    let reply = service
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .handle(req);
+                    let reply = match req {
+                        Request::Cluster { req } => cluster.handle(req).await,
+                        req => {
+                            let key = match &req {
+                                Request::Add { key } | Request::Del { key } => Some(key.clone()),
+                                _ => None,
+                            };
+                            let is_add = matches!(req, Request::Add { .. });
+                            let (reply, record) = {
+                                let mut svc = service.lock().unwrap_or_else(|p| p.into_inner());
+                                let reply = svc.handle(req);
+                                let record = key.as_ref().and_then(|k| svc.record(k));
+                                (reply, record)
+                            };
+                            // Names of cluster networks go to the store too.
+                            match (key, is_add, reply.ok) {
+                                (Some(_), true, true) => {
+                                    if let Some(r) = record {
+                                        cluster.names_added(r).await;
+                                    }
+                                }
+                                (Some(k), false, true) => cluster.names_removed(&k).await,
+                                _ => {}
+                            }
+                            reply
+                        }
+                    };
                     log::info(&format!(
                         "{what}: ok={} in {:?}",
                         reply.ok,

@@ -1,7 +1,9 @@
-//! cni-rs-daemon: the per-host resolver for container names. Started on
-//! demand by the `dnsname` plugin (or by systemd, see
+//! cni-rs-daemon: the per-host resolver for container names and cluster
+//! member. Started on demand by the `dnsname` plugin, cnitool's cluster
+//! verbs or the cluster plugins (or by systemd, see
 //! `cni-rs-daemon.service`); one per state folder, enforced by a lock held
-//! for life; gone a moment after its last record, leaving no socket file.
+//! for life; gone a moment after its last record (unless the host is
+//! clustered), leaving no socket file.
 //!
 //! Usage: cni-rs-daemon [--state-dir DIR] [--idle-exit-ms N]
 //! (environment: CNI_RS_DNS_DIR, CNI_RS_DNS_IDLE_MS; N = 0: never exit)
@@ -12,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cni_dns::StateDir;
+use cni_rs_daemon::cluster::ClusterHandle;
 use cni_rs_daemon::control::{self, ControlSocket};
 use cni_rs_daemon::dns::upstream::Upstreams;
 use cni_rs_daemon::listeners::Shared;
@@ -149,6 +152,19 @@ async fn run(opts: Options) -> i32 {
     let shared = Arc::new(Shared::new(Upstreams::from_env()));
     let service = Arc::new(Mutex::new(Service::new(&opts.state, shared)));
     service.lock().unwrap_or_else(|p| p.into_inner()).load_all();
+    let sink_service = service.clone();
+    let cluster = ClusterHandle::new(
+        opts.state.root().to_path_buf(),
+        Arc::new(move |records| {
+            sink_service
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .set_remote(records)
+        }),
+    );
+    // A clustered host's daemon (re)joins at once: after a kill -9, the
+    // watch and the lease must not wait for the next plugin.
+    tokio::spawn(cluster.clone().maintain());
     let socket = match ControlSocket::bind(&opts.state.socket()) {
         Ok(s) => s,
         Err(e) => {
@@ -165,7 +181,7 @@ async fn run(opts: Options) -> i32 {
         tokio::select! {
             conn = socket.listener.accept() => {
                 if let Ok((stream, _)) = conn {
-                    tokio::spawn(control::serve_client(stream, service.clone()));
+                    tokio::spawn(control::serve_client(stream, service.clone(), cluster.clone()));
                 }
             }
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {
@@ -182,14 +198,15 @@ async fn run(opts: Options) -> i32 {
                 if last_sweep.elapsed() >= SWEEP_EVERY {
                     svc.sweep();
                     last_sweep = Instant::now();
+                    tokio::spawn(cluster.clone().maintain());
                 }
-                match (svc.is_idle(), opts.idle) {
+                match (svc.is_idle() && !cluster.keeps_daemon(), opts.idle) {
                     (true, Some(limit)) => {
                         let since = *idle_since.get_or_insert_with(Instant::now);
                         if since.elapsed() >= limit {
                             // Last look at the disk: a plugin may just have written one.
                             svc.sweep();
-                            if svc.is_idle() {
+                            if svc.is_idle() && !cluster.keeps_daemon() {
                                 log::info("no records left: exiting");
                                 break;
                             }

@@ -29,6 +29,9 @@ pub struct Loaded {
 #[derive(Debug, Default)]
 pub struct Registry {
     records: BTreeMap<RecordKey, Loaded>,
+    /// Other hosts' records of cluster networks: answered, never listened
+    /// for (their namespaces are elsewhere).
+    remote: Vec<Record>,
 }
 
 impl Registry {
@@ -37,6 +40,11 @@ impl Registry {
         let ns = ns_id(Path::new(&record.netns));
         self.records.insert(record.key(), Loaded { record, ns });
         ns
+    }
+
+    /// Replace the other hosts' records.
+    pub fn set_remote(&mut self, records: Vec<Record>) {
+        self.remote = records;
     }
 
     /// Forget a record; returns what it was.
@@ -108,6 +116,9 @@ impl Registry {
                     nets.push(l.record.network.clone());
                 }
             }
+        }
+        for r in &self.remote {
+            by_network.entry(r.network.as_str()).or_default().push(r);
         }
         let zones = by_network
             .into_iter()

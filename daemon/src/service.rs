@@ -71,6 +71,7 @@ impl Service {
                 Reply::ok()
             }
             Request::Check { key } => self.check(&key),
+            Request::Cluster { .. } => Reply::error("cluster requests go to the cluster side"),
         }
     }
 
@@ -184,6 +185,17 @@ impl Service {
             }
         }
         self.reconcile();
+    }
+
+    /// A record as loaded (for publishing it to the cluster).
+    pub fn record(&self, key: &RecordKey) -> Option<cni_dns::Record> {
+        self.registry.get(key).map(|l| l.record.clone())
+    }
+
+    /// The other hosts' records of cluster networks, from the store.
+    pub fn set_remote(&mut self, records: Vec<cni_dns::Record>) {
+        self.registry.set_remote(records);
+        self.shared.set_snapshot(self.registry.snapshot());
     }
 
     pub fn is_idle(&self) -> bool {

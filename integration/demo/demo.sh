@@ -2,20 +2,23 @@
 # The Docker-networks story over CNI, in throw-away namespaces: two fake
 # hosts joined by a fake switch, user-defined bridge networks, isolation,
 # name resolution between containers (and its isolation), a `none` sandbox,
-# a macvlan network on a veth parent and an overlay across both hosts. Each step prints the command a user would type, then its
+# a macvlan network on a veth parent, an overlay across both hosts, services,
+# and cluster scope: etcd on a third fake host, both hosts joined, one
+# `network create` for an overlay on both, names across hosts. Each step prints the command a user would type, then its
 # output. Nothing is installed and nothing touches this machine's network;
 # everything is removed at the end, also when a step fails.
 set -euo pipefail
 
 BIN=${BIN:-$(cd "$(dirname "$0")/../.." && pwd)/target/release}
 [ "$(id -u)" -eq 0 ] || { echo "the demo creates network namespaces: run it as root" >&2; exit 1; }
-for b in cnitool bridge macvlan vxlan-overlay loopback host-local dnsname cni-rs-daemon; do
+for b in cnitool bridge macvlan vxlan-overlay loopback host-local cluster-ipam dnsname cni-rs-daemon; do
   [ -x "$BIN/$b" ] || { echo "missing $BIN/$b: run 'just build' first" >&2; exit 1; }
 done
 
 TAG=$$
-HOST_A=demo-host-a-$TAG HOST_B=demo-host-b-$TAG SWITCH=demo-switch-$TAG
-SANDBOXES="web api db lonely printer ovl-a ovl-b"
+HOST_A=demo-host-a-$TAG HOST_B=demo-host-b-$TAG HOST_E=demo-etcd-$TAG SWITCH=demo-switch-$TAG
+SANDBOXES="web api db lonely printer ovl-a ovl-b cl-a cl-b"
+ETCD_PID=""
 WORK=$(mktemp -d /tmp/cni-demo.XXXXXX)
 bold=""; dim=""; off=""
 if [ -t 1 ]; then bold=$'\033[1m'; dim=$'\033[2m'; off=$'\033[0m'; fi
@@ -49,7 +52,8 @@ cleanup() {
     ip netns del "$s" 2>/dev/null
     rm -f "/etc/netns/$s/resolv.conf"; rmdir "/etc/netns/$s" 2>/dev/null
   done
-  for n in $HOST_A $HOST_B $SWITCH; do ip netns del "$n" 2>/dev/null; done
+  [ -n "$ETCD_PID" ] && kill "$ETCD_PID" 2>/dev/null && wait "$ETCD_PID" 2>/dev/null
+  for n in $HOST_A $HOST_B $HOST_E $SWITCH; do ip netns del "$n" 2>/dev/null; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -67,6 +71,7 @@ on() {
     NETCONFPATH="$WORK/$host/net.d" CNI_CACHE_DIR="$WORK/$host/cache" \
     CNI_IPAM_DATA_DIR="$WORK/$host/ipam" CNI_PATH="$BIN" \
     CNI_RS_DNS_DIR="$WORK/$host/dns" CNI_RS_DNS_RESOLV_CONF="$WORK/no-upstream.conf" \
+    CNI_CLUSTER_CONF="$WORK/$host/cluster.json" \
     "$BIN/cnitool" "$@"
 }
 
@@ -76,11 +81,11 @@ show() {
   bash -c "$*" || printf '%s(exit status %s)%s\n' "$dim" "$?" "$off"
 }
 
-say "Setting the stage: two fake hosts joined by a fake switch (192.0.2.0/24), all network namespaces."
-ip netns add $SWITCH; ip netns add $HOST_A; ip netns add $HOST_B
+say "Setting the stage: two fake hosts (and one for etcd) joined by a fake switch (192.0.2.0/24), all network namespaces."
+ip netns add $SWITCH; ip netns add $HOST_A; ip netns add $HOST_B; ip netns add $HOST_E
 ip -n $SWITCH link add sw type bridge; ip -n $SWITCH link set sw up
 i=1
-for h in $HOST_A $HOST_B; do
+for h in $HOST_A $HOST_B $HOST_E; do
   ip -n $SWITCH link add port$i type veth peer name eth0 netns $h
   ip -n $SWITCH link set port$i master sw up
   ip -n $h link set lo up; ip -n $h link set eth0 up
@@ -187,6 +192,45 @@ on $HOST_A service scale whoami=1 -d
 show "ip netns exec $SHOP python3 $WORK/call.py whoami 80 3"
 on $HOST_A service rm shop whoami
 rm -f "/etc/netns/$SHOP/resolv.conf"; rmdir "/etc/netns/$SHOP"
+
+say "Cluster scope: etcd on a third fake host (192.0.2.3), never on this machine's network."
+ip netns exec $HOST_E etcd --name demo --data-dir "$WORK/etcd" \
+  --listen-client-urls http://192.0.2.3:2379 --advertise-client-urls http://192.0.2.3:2379 \
+  --listen-peer-urls http://192.0.2.3:2380 --initial-advertise-peer-urls http://192.0.2.3:2380 \
+  --initial-cluster demo=http://192.0.2.3:2380 >"$WORK/etcd.log" 2>&1 &
+ETCD_PID=$!
+for _ in $(seq 100); do
+  ip netns exec $HOST_E etcdctl --endpoints http://192.0.2.3:2379 endpoint health >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+say "Both hosts join; the per-host daemon holds the membership (a lease it keeps alive) and watches the store."
+on $HOST_A cluster init --store etcd://192.0.2.3:2379 --advertise eth0 --name host-a
+on $HOST_B cluster join --store etcd://192.0.2.3:2379 --advertise eth0 --name host-b
+on $HOST_A cluster ls
+
+say "One 'network create' on host A: the cluster assigns the VXLAN ID, host B gets the network too (scope swarm)."
+on $HOST_A network create -d overlay --subnet 10.60.0.0/24 swarm-net
+for _ in $(seq 50); do [ -e "$WORK/$HOST_B/net.d/swarm-net.conflist" ] && break; sleep 0.1; done
+on $HOST_B network ls --filter name=swarm-net
+
+say "A sandbox on each host: addresses from one subnet with no --ip-range, names that resolve across hosts."
+on $HOST_A sandbox create cl-a
+on $HOST_B sandbox create cl-b
+on $HOST_A network connect --alias alpha swarm-net cl-a
+on $HOST_B network connect --alias beta swarm-net cl-b
+show "ip -n cl-a -br addr show eth0; ip -n cl-b -br addr show eth0"
+show "ip netns exec cl-a dig +short +time=1 @127.0.0.11 beta.dns.podman"
+show "ip netns exec cl-a ping -c2 -W1 \$(ip netns exec cl-a dig +short +time=1 @127.0.0.11 beta.dns.podman) | tail -2"
+on $HOST_A cluster ls
+
+say "Leaving the cluster: the sandboxes go, the network goes cluster-wide, both hosts leave; etcd keeps nothing of them."
+on $HOST_A sandbox rm cl-a
+on $HOST_B sandbox rm cl-b
+on $HOST_A network rm swarm-net
+on $HOST_B cluster leave
+on $HOST_A cluster leave
+show "ip netns exec $HOST_E etcdctl --endpoints http://192.0.2.3:2379 get --prefix /cni-rs/ --keys-only"
 
 say "A network with endpoints cannot be removed; the pre-created ones never can."
 on $HOST_A network rm frontend || true

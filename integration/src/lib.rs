@@ -8,8 +8,10 @@
 
 pub mod bridge_host;
 pub mod clients;
+pub mod cluster;
 pub mod cnitool;
 pub mod conflist;
+pub mod etcd;
 pub mod netns;
 pub mod paths;
 pub mod plugin;
@@ -18,6 +20,7 @@ pub mod reliability;
 pub mod services;
 pub mod state;
 pub mod tempdir;
+pub mod underlay;
 
 pub use netns::{FakeHost, Netns, NetnsPool};
 pub use paths::{our_binary, reference_binary, Binary};

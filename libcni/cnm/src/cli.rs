@@ -293,8 +293,13 @@ fn create(a: &CreateArgs, s: &Settings) -> Result<()> {
         options,
         labels,
         builtin: false,
+        cluster: false,
     };
-    let e = s.registry().create(net)?;
+    let e = if net.driver == Driver::Overlay && super::cluster::joined() {
+        super::cluster::create_overlay(net, s)?
+    } else {
+        s.registry().create(net)?
+    };
     println!("{}", e.id);
     Ok(())
 }
@@ -513,6 +518,11 @@ fn remove(e: &Entry, s: &Settings) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         )));
+    }
+    // A cluster network goes cluster-wide first (refused while any host
+    // has endpoints on it); every host's daemon then removes its conflist.
+    if e.network.as_ref().is_some_and(|n| n.cluster) {
+        super::cluster::remove_network(e, s)?;
     }
     let mut errs = ErrorList::new();
     if let Some(list) = &e.list {

@@ -167,6 +167,11 @@ fn option_value(v: &str) -> Value {
     }
 }
 
+/// Whether the network's options name a VXLAN ID.
+pub fn has_vni(n: &Network) -> bool {
+    n.option(OPT_VNI).is_some()
+}
+
 /// Docker names a user bridge `br-` + the first 12 hex of the network ID.
 pub fn bridge_name(n: &Network) -> String {
     n.option(OPT_BRIDGE_NAME)
@@ -287,6 +292,16 @@ pub fn plugins(n: &Network, data_dir: Option<&Path>, dns_available: bool) -> Res
                 "capabilities": caps,
                 "ipam": ipam(n, data_dir, false),
             });
+            if n.cluster {
+                // Addresses from the cluster's blocks, peers and
+                // forwarding entries from the store (the daemon).
+                let subnet = n.ipam.iter().find(|p| p.subnet.is_ipv4()).ok_or_else(|| {
+                    Error::invalid_config("a cluster overlay needs an IPv4 --subnet")
+                })?;
+                p["ipam"] = json!({"type": "cluster-ipam", "subnet": subnet.subnet.to_string()});
+                p["cluster"] = json!(true);
+                p["capabilities"] = json!({"mac": true});
+            }
             if let Some(peers) = n.option(OPT_PEERS) {
                 let list: Vec<&str> = peers.split(',').filter(|s| !s.is_empty()).collect();
                 p["peers"] = json!(list);
@@ -330,7 +345,11 @@ pub fn plugins(n: &Network, data_dir: Option<&Path>, dns_available: bool) -> Res
         o.insert("mtu".into(), json!(m));
     }
     let mut chain = vec![main];
-    if wants_dns(n, dns_available)? {
+    if n.cluster {
+        // Names across hosts: the daemon serves every host's records of a
+        // cluster network (Docker's embedded DNS on an overlay).
+        chain.push(json!({"type": "dnsname", "capabilities": {"aliases": true}}));
+    } else if wants_dns(n, dns_available)? {
         chain.push(dns_plugin(n));
     }
     Ok(chain)
@@ -403,6 +422,7 @@ mod tests {
                 .collect(),
             labels: BTreeMap::new(),
             builtin: false,
+            cluster: false,
         }
     }
 

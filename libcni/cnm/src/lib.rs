@@ -3,6 +3,7 @@
 //! attachments. `cli` is the `cnitool network|sandbox` face of it.
 
 pub mod cli;
+pub mod cluster;
 pub mod drivers;
 pub mod endpoints;
 pub mod model;

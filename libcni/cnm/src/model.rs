@@ -117,6 +117,10 @@ pub struct Network {
     /// Pre-created networks (`bridge`, `host`, `none`) cannot be removed.
     #[serde(skip)]
     pub builtin: bool,
+    /// Cluster scope: stored in etcd, materialized on every host by the
+    /// daemon (which only ever touches conflists marked so).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster: bool,
 }
 
 impl Network {
@@ -194,6 +198,7 @@ mod tests {
             options: BTreeMap::new(),
             labels: BTreeMap::new(),
             builtin: true,
+            cluster: false,
         };
         assert_eq!(n.id().len(), 64);
         assert_eq!(n.short_id(), &network_id("bridge")[..12]);

@@ -118,6 +118,7 @@ impl Registry {
             options,
             labels: BTreeMap::new(),
             builtin: true,
+            cluster: false,
         };
         let list = if driver == Driver::Host {
             None

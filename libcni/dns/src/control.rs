@@ -28,6 +28,89 @@ pub enum Request {
     /// For CHECK: what the daemon answers for the record's first name
     /// from inside the record's own namespace, and whether it listens there.
     Check { key: RecordKey },
+    /// The cluster's requests (cnitool, cluster-ipam, vxlan-overlay).
+    #[serde(rename = "cluster")]
+    Cluster { req: ClusterRequest },
+}
+
+/// What cnitool and the cluster plugins ask of the daemon's cluster
+/// watcher; only the daemon talks to etcd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verb", rename_all = "camelCase")]
+pub enum ClusterRequest {
+    /// Read the cluster file and register this host (`init`: create the
+    /// cluster, with its grace period; otherwise it must exist).
+    Join {
+        init: bool,
+        #[serde(
+            default,
+            rename = "gracePeriod",
+            skip_serializing_if = "Option::is_none"
+        )]
+        grace_period: Option<u64>,
+    },
+    /// `cluster rm HOST`: release a gone host's endpoints and blocks now
+    /// (a live one only with `force`).
+    Remove { host: String, force: bool },
+    /// cluster-ipam STATUS: can this host hand out addresses, and did the
+    /// cluster reclaim any of its containers' addresses?
+    Status,
+    /// Counters for the bench and the scale run: data = {etcdCalls,
+    /// watchEvents, rssKb}.
+    Stats,
+    /// Remove everything of this host from the store (refused while it
+    /// holds endpoints unless `force`).
+    Leave { force: bool },
+    /// `cluster ls`: data = [{host, address, state, endpoints}].
+    Hosts,
+    /// A free VXLAN ID for `network`, reserved in the store: data = vni.
+    Vni { network: String },
+    /// Give back a VXLAN ID reserved by `Vni` when the create failed.
+    VniRelease { network: String, vni: u32 },
+    /// Store a cluster-scope network (create only): every host writes it.
+    NetworkPut {
+        network: String,
+        conflist: serde_json::Value,
+    },
+    /// Remove a cluster-scope network, refused while endpoints exist.
+    NetworkRm { network: String },
+    /// cluster-ipam ADD: data = "address/prefix".
+    IpamAdd {
+        network: String,
+        subnet: String,
+        #[serde(rename = "containerID")]
+        container_id: String,
+        ifname: String,
+    },
+    /// cluster-ipam DEL (also unpublishes the endpoint).
+    IpamDel {
+        network: String,
+        #[serde(rename = "containerID")]
+        container_id: String,
+        ifname: String,
+    },
+    /// cluster-ipam GC: release this host's leases of the network that
+    /// belong to none of the `valid` (containerID, ifname) attachments.
+    IpamGc {
+        network: String,
+        valid: Vec<(String, String)>,
+    },
+    /// cluster-ipam CHECK: the lease is still ours.
+    IpamCheck {
+        network: String,
+        #[serde(rename = "containerID")]
+        container_id: String,
+        ifname: String,
+        ip: IpAddr,
+    },
+    /// vxlan-overlay ADD: the endpoint's MAC, published for other hosts.
+    Publish {
+        network: String,
+        ip: IpAddr,
+        mac: String,
+        #[serde(rename = "containerID")]
+        container_id: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +124,12 @@ pub struct Reply {
     /// Check: the addresses answered for the record's first name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<IpAddr>,
+    /// The CNI error code a plugin should report (11: try again later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u32>,
+    /// A cluster request's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 impl Reply {
@@ -48,6 +137,21 @@ impl Reply {
         Reply {
             ok: true,
             ..Default::default()
+        }
+    }
+
+    pub fn with_data(data: serde_json::Value) -> Self {
+        Reply {
+            ok: true,
+            data: Some(data),
+            ..Default::default()
+        }
+    }
+
+    pub fn error_code(code: u32, msg: impl Into<String>) -> Self {
+        Reply {
+            code: Some(code),
+            ..Reply::error(msg)
         }
     }
 

@@ -4,6 +4,7 @@
 //! daemon reads the same files at start, so a killed daemon loses nothing.
 //! Both find every file through [`paths::StateDir`].
 
+pub mod cluster;
 pub mod control;
 pub mod names;
 pub mod paths;

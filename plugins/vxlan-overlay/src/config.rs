@@ -49,6 +49,8 @@ struct Raw {
     subnets: Vec<IpNetwork>,
     #[serde(default)]
     disable_tx_checksum_offload: bool,
+    #[serde(default)]
+    cluster: bool,
 }
 
 /// The validated configuration.
@@ -71,6 +73,9 @@ pub struct Conf {
     /// Normalised (host bits cleared); empty when the config declares none.
     pub subnets: Vec<IpNetwork>,
     pub disable_tx_csum: bool,
+    /// Cluster scope: the per-host daemon owns the VXLAN device's remote
+    /// entries (from the store) and each endpoint is published to it.
+    pub cluster: bool,
 }
 
 impl Conf {
@@ -131,6 +136,7 @@ impl Conf {
             vxlan,
             subnets,
             disable_tx_csum: raw.disable_tx_checksum_offload,
+            cluster: raw.cluster,
         })
     }
 

@@ -7,7 +7,8 @@
 //! bridge with a veth pair, exactly as in the bridge plugin (`attach`).
 //!
 //! - Control plane: a static `peers` list (like `weave connect`), no
-//!   daemon. Every ADD reconciles the host with the config, so editing
+//!   daemon; or, with `"cluster": true` (cnitool's cluster networks), the
+//!   per-host daemon programs the remote entries from etcd (see `cluster`). Every ADD reconciles the host with the config, so editing
 //!   `peers` and running any ADD heals the tunnel (see `tunnel`).
 //! - Addresses: one subnet spans the hosts; each host's IPAM hands out its
 //!   own part (see `subnet`). The overlay is L2 only, like Docker's:
@@ -26,6 +27,7 @@
 //! network adds to them.
 
 mod check;
+mod cluster;
 mod config;
 mod offload;
 mod subnet;
@@ -34,8 +36,9 @@ mod underlay;
 
 use std::sync::OnceLock;
 
-use cni_attach::flow::{self, ports, BridgeNetwork, Checked, LinkOpts};
+use cni_attach::flow::{self, ports, Attached, BridgeNetwork, Checked, LinkOpts};
 use cni_net::netlink::{Link, Netlink};
+use cni_plugin::rollback::Rollbacks;
 use cni_plugin::skel::{About, Request};
 use cni_spec::{Attachment, CniResult};
 use cni_spec::{Error, Result};
@@ -102,6 +105,15 @@ impl BridgeNetwork for Overlay {
     /// L2 only: the addresses must lie in the overlay's subnets.
     fn shape_result(&self, result: &mut CniResult) -> Result<()> {
         subnet::check_result(&self.conf.subnets, result)
+    }
+
+    /// In a cluster: the endpoint (address, MAC, this host) is published,
+    /// so every other host programs its forwarding entry.
+    fn after_attach(&self, a: Attached<'_>, _undo: &mut Rollbacks<'_>) -> Result<()> {
+        if self.conf.cluster {
+            cluster::publish(a.req, &self.conf, a.pair.container.mac, a.result)?;
+        }
+        Ok(())
     }
 
     /// The bridge and the VXLAN device go with the last port.

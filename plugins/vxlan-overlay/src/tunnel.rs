@@ -36,6 +36,8 @@ pub struct Want {
     pub mtu: u32,
     /// Remote VTEPs (this host excluded).
     pub peers: Vec<IpAddr>,
+    /// ARP answered from the neighbour table the cluster's daemon fills.
+    pub proxy: bool,
 }
 
 impl Want {
@@ -47,6 +49,7 @@ impl Want {
             underlay: under.link.index,
             mtu: under.overlay_mtu(conf),
             peers: conf.remote_peers(under.local),
+            proxy: conf.cluster,
         }
     }
 }
@@ -75,7 +78,10 @@ pub fn ensure(nl: &mut Netlink, conf: &Conf, want: &Want) -> Result<Link> {
     if !vx.up {
         nl.set_link_up(vx.index)?;
     }
-    sync_fdb(nl, vx.index, &want.peers)?;
+    // In a cluster the daemon programs the entries from the store.
+    if !conf.cluster {
+        sync_fdb(nl, vx.index, &want.peers)?;
+    }
     nl.link_by_index(br.index)
 }
 
@@ -107,6 +113,7 @@ fn ensure_vxlan(nl: &mut Netlink, name: &str, want: &Want) -> Result<Link> {
         local: Some(want.local),
         underlay: Some(want.underlay),
         learning: true,
+        proxy: want.proxy,
         mtu: Some(want.mtu),
         ..VxlanSpec::default()
     };
@@ -158,6 +165,11 @@ pub fn mismatch(l: &Link, want: &Want) -> Option<String> {
             format!("{:?}", info.underlay),
         ),
         (info.learning, "learning", "off".to_string()),
+        (
+            info.proxy == want.proxy,
+            "ARP proxy",
+            if info.proxy { "on" } else { "off" }.to_string(),
+        ),
     ];
     checks
         .into_iter()
@@ -239,6 +251,7 @@ mod tests {
             underlay: 3,
             mtu: 1450,
             peers: vec![],
+            proxy: false,
         }
     }
 
@@ -251,6 +264,7 @@ mod tests {
                 local: Some("192.0.2.1".parse().unwrap()),
                 underlay: Some(3),
                 learning: true,
+                proxy: false,
             }),
             ..Link::default()
         }

@@ -287,6 +287,7 @@ impl Scenario for LoopbackDel {
 }
 
 mod bridge;
+mod cluster;
 mod dns;
 mod dnsname;
 mod host_local;
@@ -550,6 +551,7 @@ fn run() -> Result<()> {
         }
         println!("{}", dns::NAME);
         println!("{}", services::NAME);
+        println!("{}", cluster::NAME);
         return Ok(());
     }
     if !integration::is_root() {
@@ -558,6 +560,7 @@ fn run() -> Result<()> {
     let selected =
         |name: &str| o.only.is_empty() || o.only.iter().any(|f| name.contains(f.as_str()));
     all.retain(|s| selected(&s.name()));
+    let with_cluster = selected(cluster::NAME);
 
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpus = std::thread::available_parallelism()
@@ -603,6 +606,13 @@ fn run() -> Result<()> {
         host = h;
         rows.extend(m.rows);
         bars.extend(m.bars);
+    }
+    if with_cluster {
+        eprintln!("running {} ...", cluster::NAME);
+        match cluster::run() {
+            Ok(r) => rows.extend(r),
+            Err(e) => failures.push(format!("{}: {e:#}", cluster::NAME)),
+        }
     }
     // Resolvers are long-running servers, not plugin processes: their own
     // report (rates and per-query latencies) follows the table.

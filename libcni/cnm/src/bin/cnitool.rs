@@ -59,6 +59,10 @@ enum Verb {
     /// Docker's service commands: load balancing over tasks on one host
     #[command(subcommand)]
     Service(cni_cnm::services::cli::ServiceCmd),
+    /// Cluster scope: join hosts through an etcd store (CNI_CLUSTER_CONF,
+    /// default /etc/cni/cluster.json)
+    #[command(subcommand)]
+    Cluster(cni_cnm::cluster::ClusterCmd),
     /// Print a shell completion script
     Completion { shell: Shell },
 }
@@ -118,6 +122,7 @@ fn run(verb: Verb) -> Result<()> {
         Verb::Network(cmd) => cnm_cli::network(cmd, &env_settings()),
         Verb::Sandbox(cmd) => cnm_cli::sandbox(cmd, &env_settings()),
         Verb::Service(cmd) => cni_cnm::services::cli::service(cmd, &env_settings()),
+        Verb::Cluster(cmd) => cni_cnm::cluster::cluster(cmd, &env_settings()),
         Verb::Add(a) => attachment_verb("add", &a.network, &a.netns),
         Verb::Check(a) => attachment_verb("check", &a.network, &a.netns),
         Verb::Del(a) => attachment_verb("del", &a.network, &a.netns),

@@ -157,6 +157,9 @@ pub struct VxlanSpec {
     /// Learn remote MACs from received packets. Off when a control plane
     /// programs the FDB.
     pub learning: bool,
+    /// Answer ARP/NDP from the device's neighbour table instead of
+    /// flooding it (a control plane programs that table).
+    pub proxy: bool,
     pub ttl: Option<u8>,
     pub mtu: Option<u32>,
     pub mac: Option<Mac>,
@@ -171,6 +174,7 @@ pub struct VxlanInfo {
     /// Underlay device index.
     pub underlay: Option<u32>,
     pub learning: bool,
+    pub proxy: bool,
 }
 
 /// Bridge port options (IFLA_BRPORT_*); None leaves an option unchanged.
@@ -557,6 +561,9 @@ pub(super) fn vxlan_msg(spec: &VxlanSpec) -> Result<LinkMessage> {
         data.push(InfoVxlan::Link(dev));
     }
     data.push(InfoVxlan::Learning(spec.learning));
+    if spec.proxy {
+        data.push(InfoVxlan::Proxy(true));
+    }
     if let Some(ttl) = spec.ttl {
         data.push(InfoVxlan::Ttl(ttl));
     }
@@ -629,6 +636,7 @@ fn parse_link_info(link: &mut Link, infos: Vec<LinkInfo>) {
                         InfoVxlan::Local6(a) => vx.local = Some(IpAddr::V6(a)),
                         InfoVxlan::Link(l) if l != 0 => vx.underlay = Some(l),
                         InfoVxlan::Learning(on) => vx.learning = on,
+                        InfoVxlan::Proxy(on) => vx.proxy = on,
                         _ => {}
                     }
                 }

@@ -1,0 +1,782 @@
+//! Cluster scope on etcd, end to end: fake hosts on one underlay, etcd in
+//! one of them (never on the machine's network), cnitool joining the
+//! others, one `network create -d overlay` seen everywhere, containers on
+//! every host getting addresses of one subnet with no `--ip-range` and
+//! reaching each other through forwarding entries programmed from the
+//! store. Each host ([`Site`]) has its own config, cache, daemon state
+//! folder and cluster file (CNI_CLUSTER_CONF). All tests need root.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use integration::cluster::{mac_of, wait_until, Site};
+use integration::etcd::EtcdCluster;
+use integration::state::ping;
+use integration::underlay::{host_ip, Underlay};
+use integration::{unique_id, Invocation, Netns};
+
+const SUBNET: &str = "10.88.0.0/24";
+
+/// Forget the ARP entries that pings taught these containers. The kernel's
+/// ARP table is one for every namespace of the machine (gc_thresh3, 1024
+/// entries by default; a root sysctl we leave alone): 60 containers each
+/// knowing 40 others would overflow it and ARP would fail for reasons
+/// that are not ours.
+fn forget<'a>(ctrs: impl IntoIterator<Item = &'a Netns>) {
+    for c in ctrs {
+        c.ip_ok(&["neigh", "flush", "all"]);
+    }
+}
+
+/// Keys of ours in the store that mention `host` (as key part or value).
+fn keys_of(etcd: &EtcdCluster, host: &str) -> Vec<(String, String)> {
+    etcd.get_prefix("/cni-rs/")
+        .into_iter()
+        .filter(|(k, v)| {
+            k.ends_with(&format!("/{host}"))
+                || v == host
+                || v.contains(&format!("\"host\":\"{host}\""))
+        })
+        .collect()
+}
+
+#[test]
+fn root_cluster_overlay_spans_hosts_with_one_subnet_and_leaves_nothing() {
+    let u = Underlay::new(3, "cl");
+    // etcd on host 0, members on hosts 1 and 2.
+    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let a = Site::new(&u, 1);
+    let b = Site::new(&u, 2);
+    a.join(&etcd, true);
+    b.join(&etcd, false);
+
+    let ls = a.ok(&["cluster", "ls"]);
+    for s in [&a, &b] {
+        let row = ls
+            .lines()
+            .find(|l| l.starts_with(&s.name))
+            .unwrap_or_else(|| panic!("{} missing from cluster ls:\n{ls}", s.name));
+        assert!(row.contains(&s.ip) && row.contains("ready"), "{row}");
+    }
+
+    // One create, on host a; no -o vni, no --ip-range.
+    let net = unique_id("clnet");
+    a.ok(&[
+        "network", "create", "-d", "overlay", "--subnet", SUBNET, &net,
+    ]);
+    wait_until("the conflist on host b", Duration::from_secs(3), || {
+        b.conflist(&net).is_some()
+    });
+    let list = b.conflist(&net).unwrap();
+    // The same conflist on both hosts, but for each host's own underlay
+    // address (the daemon writes it in).
+    let mut list_a = a.conflist(&net).unwrap();
+    wait_until(
+        "a's conflist with its address",
+        Duration::from_secs(3),
+        || {
+            list_a = a.conflist(&net).unwrap();
+            list_a["plugins"][0]["localIP"] == a.ip.as_str()
+        },
+    );
+    assert_eq!(list["plugins"][0]["localIP"], b.ip.as_str());
+    let mut same = list_a.clone();
+    same["plugins"][0]["localIP"] = list["plugins"][0]["localIP"].clone();
+    assert_eq!(list, same, "both hosts hold the same conflist");
+    let plugin = &list["plugins"][0];
+    assert_eq!(plugin["ipam"]["type"], "cluster-ipam");
+    let vni = plugin["vni"].as_u64().expect("the cluster assigned a VNI");
+    assert!(vni >= 4096, "VNI {vni}");
+    let stored = etcd.get_prefix(&format!("/cni-rs/networks/{net}"));
+    assert_eq!(stored.len(), 1, "the network is in etcd");
+    let ls_b = b.ok(&["network", "ls"]);
+    let row = ls_b
+        .lines()
+        .find(|l| l.contains(&net))
+        .expect("network ls on b");
+    assert!(row.contains("overlay") && row.contains("swarm"), "{row}");
+
+    // Three containers per host, addresses of one subnet, all distinct.
+    let ctrs_a: Vec<Netns> = (0..3).map(|i| Netns::new(&format!("ca{i}"))).collect();
+    let ctrs_b: Vec<Netns> = (0..3).map(|i| Netns::new(&format!("cb{i}"))).collect();
+    let ips_a: Vec<String> = ctrs_a.iter().map(|c| a.add(&net, c)).collect();
+    let ips_b: Vec<String> = ctrs_b.iter().map(|c| b.add(&net, c)).collect();
+    let all: BTreeSet<&String> = ips_a.iter().chain(&ips_b).collect();
+    assert_eq!(all.len(), 6, "addresses are unique: {ips_a:?} {ips_b:?}");
+    for ip in &all {
+        let last: u8 = ip
+            .strip_prefix("10.88.0.")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            (1..255).contains(&last),
+            "{ip} outside {SUBNET} or not a host address"
+        );
+    }
+    let blocks = etcd.get_prefix(&format!("/cni-rs/blocks/{net}/"));
+    let owners: BTreeSet<&str> = blocks.iter().map(|(_, v)| v.as_str()).collect();
+    assert_eq!(
+        owners,
+        BTreeSet::from(["h1", "h2"]),
+        "one block per host: {blocks:?}"
+    );
+
+    // Static entries for every remote container, flooding to the other host.
+    wait_until("forwarding entries on a", Duration::from_secs(1), || {
+        let fdb = a.fdb(vni);
+        ctrs_b
+            .iter()
+            .all(|c| fdb.contains(&(mac_of(c), b.ip.clone())))
+            && fdb.contains(&("00:00:00:00:00:00".into(), b.ip.clone()))
+    });
+    // Neighbour entries for the device's ARP proxy: ARP never floods.
+    wait_until("neighbour entries on a", Duration::from_secs(1), || {
+        let n = a.neighbours(vni);
+        ctrs_b
+            .iter()
+            .zip(&ips_b)
+            .all(|(c, ip)| n.contains(&(ip.clone(), mac_of(c))))
+    });
+    let proxy = a
+        .host
+        .ip_ok(&["-d", "link", "show", &format!("vxlan{vni}")]);
+    assert!(
+        proxy.contains("proxy"),
+        "the VXLAN device answers ARP: {proxy}"
+    );
+    wait_until("forwarding entries on b", Duration::from_secs(1), || {
+        let fdb = b.fdb(vni);
+        ctrs_a
+            .iter()
+            .all(|c| fdb.contains(&(mac_of(c), a.ip.clone())))
+    });
+    for (ca, ipa) in ctrs_a.iter().zip(&ips_a) {
+        for (cb, ipb) in ctrs_b.iter().zip(&ips_b) {
+            assert!(ping(ca, ipb), "{ipa} on a cannot reach {ipb} on b");
+            assert!(ping(cb, ipa), "{ipb} on b cannot reach {ipa} on a");
+        }
+    }
+
+    // A second create of the same name anywhere is refused.
+    let again = b.cnitool(&["network", "create", "-d", "overlay", &net]);
+    assert!(!again.status.success());
+
+    // DEL on b: its endpoints leave the store and a's forwarding entries.
+    let macs_b: Vec<String> = ctrs_b.iter().map(mac_of).collect();
+    for c in &ctrs_b {
+        b.del(&net, c);
+    }
+    let eps = etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/"));
+    assert!(
+        eps.iter().all(|(_, v)| !v.contains("\"host\":\"h2\"")),
+        "{eps:?}"
+    );
+    wait_until("b's entries gone from a", Duration::from_secs(1), || {
+        let fdb = a.fdb(vni);
+        macs_b.iter().all(|mac| !fdb.iter().any(|(m, _)| m == mac))
+            && !a.neighbours(vni).iter().any(|(_, m)| macs_b.contains(m))
+    });
+
+    // rm refused while a has endpoints; b leaves and nothing of it stays.
+    assert!(!b.cnitool(&["network", "rm", &net]).status.success());
+    b.ok(&["cluster", "leave"]);
+    assert_eq!(keys_of(&etcd, "h2"), vec![], "etcd holds nothing of h2");
+    assert!(
+        b.conflist(&net).is_none(),
+        "b's materialized conflist is gone"
+    );
+    assert!(!b.dir.join("cluster.json").exists());
+    let ls = a.ok(&["cluster", "ls"]);
+    assert!(!ls.lines().any(|l| l.starts_with("h2")), "{ls}");
+
+    for c in &ctrs_a {
+        a.del(&net, c);
+    }
+    a.ok(&["network", "rm", &net]);
+    assert!(a.conflist(&net).is_none());
+    a.ok(&["cluster", "leave"]);
+    let left: Vec<(String, String)> = etcd
+        .get_prefix("/cni-rs/")
+        .into_iter()
+        .filter(|(k, _)| k != "/cni-rs/cluster")
+        .collect();
+    assert_eq!(
+        left,
+        vec![],
+        "the store holds nothing but the cluster marker"
+    );
+}
+
+#[test]
+fn root_cluster_add_fails_with_code_11_when_the_store_is_gone_and_no_block_has_room() {
+    let u = Underlay::new(2, "cu");
+    let mut etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let a = Site::new(&u, 1);
+    a.join(&etcd, true);
+    let net = unique_id("clnet");
+    a.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.89.0.0/24",
+        &net,
+    ]);
+    assert!(a.conflist(&net).is_some());
+    etcd.kill(0);
+
+    let ctr = Netns::new("cu");
+    let out = a.plugin("ADD", &net, "c1", &ctr);
+    out.expect_error(11);
+    // Nothing half-made: no veth in the container, no lease on disk.
+    let links = ctr.exec_ok(&["ip", "-o", "link", "show"]);
+    assert!(!links.contains("eth0"), "{links}");
+    assert_eq!(a.lease_files(&net), 0);
+    // Leaving needs the store; the test folders go with the site.
+    let _ = a.cnitool(&["cluster", "leave", "--force"]);
+}
+
+#[test]
+fn root_cluster_three_hosts_parallel_adds_survive_one_etcd_member_and_a_fourth_host_joins() {
+    const PER_HOST: usize = 20;
+    let u = Underlay::new(4, "c3");
+    // A 3-member etcd on the first three hosts, which are also members.
+    let mut etcd = EtcdCluster::start(&[
+        (&u.hosts[0], host_ip(0)),
+        (&u.hosts[1], host_ip(1)),
+        (&u.hosts[2], host_ip(2)),
+    ]);
+    let sites: Vec<Site> = (0..3).map(|i| Site::new(&u, i)).collect();
+    sites[0].join(&etcd, true);
+    for s in &sites[1..] {
+        s.join(&etcd, false);
+    }
+    let net = unique_id("c3net");
+    sites[1].ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.90.0.0/22",
+        &net,
+    ]);
+    for s in &sites {
+        wait_until("the conflist everywhere", Duration::from_secs(3), || {
+            s.conflist(&net).is_some()
+        });
+    }
+
+    // Every host adds its containers at once.
+    let ctrs: Vec<Vec<Netns>> = (0..3)
+        .map(|h| {
+            (0..PER_HOST)
+                .map(|i| Netns::new(&format!("c{h}x{i}")))
+                .collect()
+        })
+        .collect();
+    let ips: Vec<Vec<String>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = sites
+            .iter()
+            .zip(&ctrs)
+            .flat_map(|(s, cs)| cs.iter().map(move |c| (s, c)))
+            .map(|(s, c)| sc.spawn(|| s.add(&net, c)))
+            .collect();
+        let flat: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        flat.chunks(PER_HOST).map(|c| c.to_vec()).collect()
+    });
+    let unique: BTreeSet<&String> = ips.iter().flatten().collect();
+    assert_eq!(unique.len(), 3 * PER_HOST, "duplicate addresses: {ips:?}");
+    // Every host holds a static entry for each remote container within a
+    // second of the last ADD...
+    let vni = sites[0].conflist(&net).unwrap()["plugins"][0]["vni"]
+        .as_u64()
+        .unwrap();
+    for s in &sites {
+        wait_until(
+            "forwarding entries for every remote container",
+            Duration::from_secs(1),
+            || {
+                // At least: the bridges' own MACs may be learned too.
+                s.neighbours(vni).len() == 2 * PER_HOST
+                    && s.fdb(vni)
+                        .iter()
+                        .filter(|(m, dst)| m != "00:00:00:00:00:00" && *dst != s.ip)
+                        .count()
+                        >= 2 * PER_HOST
+            },
+        );
+    }
+    // ...and every pair across hosts pings (once each way round is
+    // enough: a reply crosses back).
+    for h in 0..3 {
+        for o in (h + 1)..3 {
+            for (c, ip_c) in ctrs[h].iter().zip(&ips[h]) {
+                for ip in &ips[o] {
+                    assert!(
+                        ping(c, ip),
+                        "{ip_c} on host {h} cannot reach {ip} on host {o}"
+                    );
+                }
+                forget(std::iter::once(c).chain(&ctrs[o]));
+            }
+        }
+    }
+
+    // One etcd member dies: nothing changes for ADD or reachability.
+    etcd.kill(0);
+    let late: Vec<Netns> = (0..3).map(|h| Netns::new(&format!("c{h}late"))).collect();
+    let late_ips: Vec<String> = sites
+        .iter()
+        .zip(&late)
+        .map(|(s, c)| s.add(&net, c))
+        .collect();
+    let unique: BTreeSet<&String> = ips.iter().flatten().chain(&late_ips).collect();
+    assert_eq!(unique.len(), 3 * PER_HOST + 3);
+    for (h, from) in late.iter().enumerate() {
+        for o in (0..3).filter(|o| *o != h) {
+            // The late ones promptly (a watch on the dead member moved to
+            // another; one ping may spend a second on ARP retries).
+            wait_until("a late container reachable", Duration::from_secs(2), || {
+                ping(from, &late_ips[o])
+            });
+            for ip in &ips[o] {
+                assert!(ping(from, ip), "host {h} cannot reach {ip} on host {o}");
+            }
+            forget(std::iter::once(from).chain(&ctrs[o]));
+        }
+    }
+
+    // A fourth host joins with nothing changed on the others.
+    let d = Site::new(&u, 3);
+    d.join(&etcd, false);
+    wait_until(
+        "the conflist on the new host",
+        Duration::from_secs(3),
+        || d.conflist(&net).is_some(),
+    );
+    let newc = Netns::new("c3new");
+    let new_ip = d.add(&net, &newc);
+    assert!(!unique.contains(&new_ip));
+    for (h, c) in late.iter().enumerate() {
+        assert!(ping(&newc, &late_ips[h]), "new host cannot reach host {h}");
+        assert!(ping(c, &new_ip), "host {h} cannot reach the new host");
+    }
+
+    d.del(&net, &newc);
+    d.ok(&["cluster", "leave"]);
+    for (s, cs) in sites.iter().zip(&ctrs) {
+        for c in cs {
+            s.del(&net, c);
+        }
+    }
+    for (s, c) in sites.iter().zip(&late) {
+        s.del(&net, c);
+    }
+    assert_eq!(
+        etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/")),
+        vec![]
+    );
+    sites[0].ok(&["network", "rm", &net]);
+    for s in &sites {
+        s.ok(&["cluster", "leave"]);
+    }
+    let left: Vec<(String, String)> = etcd
+        .get_prefix("/cni-rs/")
+        .into_iter()
+        .filter(|(k, _)| k != "/cni-rs/cluster")
+        .collect();
+    assert_eq!(left, vec![]);
+}
+
+#[test]
+fn root_cluster_a_dead_host_is_released_after_the_grace_period() {
+    let u = Underlay::new(3, "cd");
+    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let a = Site::new(&u, 1);
+    let b = Site::new(&u, 2);
+    a.join_with(&etcd, true, &["--lease-ttl", "2", "--grace-period", "2"]);
+    b.join_with(&etcd, false, &["--lease-ttl", "2"]);
+    let net = unique_id("cdnet");
+    a.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.94.0.0/24",
+        &net,
+    ]);
+    wait_until("the conflist on b", Duration::from_secs(3), || {
+        b.conflist(&net).is_some()
+    });
+    let vni = a.conflist(&net).unwrap()["plugins"][0]["vni"]
+        .as_u64()
+        .unwrap();
+    let ca = Netns::new("cda");
+    let cb = Netns::new("cdb");
+    a.add(&net, &ca);
+    let ip_b = b.add(&net, &cb);
+    let mac_b = mac_of(&cb);
+    wait_until("b's entries on a", Duration::from_secs(1), || {
+        a.fdb(vni).contains(&(mac_b.clone(), b.ip.clone()))
+    });
+    // A live host is not removed without --force.
+    assert!(!a.cnitool(&["cluster", "rm", "h2"]).status.success());
+
+    // Host b dies: its daemon is killed and its underlay link is gone.
+    let pid = b.daemon_pid().expect("b's daemon runs");
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    assert!(killed.is_ok_and(|s| s.success()), "kill b's daemon");
+    b.host.ip_ok(&["link", "del", "eth0"]);
+
+    // Lease (2 s) + grace (2 s): a drops every entry to b, the store every
+    // key of b's.
+    wait_until("b released", Duration::from_secs(12), || {
+        !a.fdb(vni).iter().any(|(_, dst)| *dst == b.ip) && keys_of(&etcd, "h2").is_empty()
+    });
+    assert!(
+        !etcd
+            .get_prefix(&format!("/cni-rs/endpoints/{net}/{ip_b}"))
+            .iter()
+            .any(|_| true),
+        "b's endpoint is gone"
+    );
+    let ls = a.ok(&["cluster", "ls"]);
+    assert!(!ls.contains("h2"), "{ls}");
+
+    a.del(&net, &ca);
+    a.ok(&["network", "rm", &net]);
+    a.ok(&["cluster", "leave"]);
+}
+
+#[test]
+fn root_cluster_a_partitioned_host_refuses_addresses_and_reports_reclaimed_ones() {
+    let u = Underlay::new(3, "cp");
+    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let a = Site::new(&u, 1);
+    let b = Site::new(&u, 2);
+    a.join_with(&etcd, true, &["--lease-ttl", "2", "--grace-period", "2"]);
+    b.join_with(&etcd, false, &["--lease-ttl", "2"]);
+    // A /28 is one block: whoever holds it holds every address.
+    let net = unique_id("cpnet");
+    a.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.95.0.0/28",
+        &net,
+    ]);
+    wait_until("the conflist on b", Duration::from_secs(3), || {
+        b.conflist(&net).is_some()
+    });
+    let c1 = Netns::new("cp1");
+    let ip1 = a.add(&net, &c1);
+    a.ok(&["check", &net, &c1.path_str()]);
+
+    // Cut a off from etcd, both ways (the underlay to b stays).
+    let etcd_ip = host_ip(0);
+    a.host
+        .ip_ok(&["route", "add", "blackhole", &format!("{etcd_ip}/32")]);
+    u.hosts[0].ip_ok(&["route", "add", "blackhole", &format!("{}/32", a.ip)]);
+    let c2 = Netns::new("cp2");
+    a.plugin("ADD", &net, "c2", &c2).expect_error(11);
+    let links = c2.exec_ok(&["ip", "-o", "link", "show"]);
+    assert!(!links.contains("eth0"), "nothing half-made: {links}");
+    assert_eq!(a.lease_files(&net), 2, "only c1's lease and endpoint copy");
+
+    // b releases a after lease + grace, takes the block and hands out
+    // what a had given c1.
+    wait_until("a released by b", Duration::from_secs(12), || {
+        keys_of(&etcd, "h1").is_empty()
+    });
+    let c3 = Netns::new("cp3");
+    let ip3 = b.add(&net, &c3);
+    assert_eq!(ip3, ip1, "the reclaimed block is handed out again");
+    // Still cut off: refused with code 11 at the IPAM step now.
+    a.plugin("ADD", &net, "c2", &c2).expect_error(11);
+
+    // Healed: a comes back, and CHECK and STATUS report c1's address.
+    a.host
+        .ip_ok(&["route", "del", "blackhole", &format!("{etcd_ip}/32")]);
+    u.hosts[0].ip_ok(&["route", "del", "blackhole", &format!("{}/32", a.ip)]);
+    wait_until(
+        "CHECK reports the reclaimed address",
+        Duration::from_secs(10),
+        || {
+            let out = a.cnitool(&["check", &net, &c1.path_str()]);
+            !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("reclaimed")
+        },
+    );
+    let status = a.cnitool(&["status", &net]);
+    assert!(!status.status.success());
+    assert!(
+        String::from_utf8_lossy(&status.stderr).contains(&ip1),
+        "{status:?}"
+    );
+    // a is a member again, and never republished c1.
+    wait_until("a alive again", Duration::from_secs(5), || {
+        a.ok(&["cluster", "ls"])
+            .lines()
+            .any(|l| l.starts_with("h1") && l.contains("ready"))
+    });
+    let eps = etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/{ip1}"));
+    assert_eq!(eps.len(), 1);
+    assert!(eps[0].1.contains("\"host\":\"h2\""), "{eps:?}");
+
+    a.del(&net, &c1);
+    b.del(&net, &c3);
+    let eps = etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/"));
+    assert_eq!(
+        eps,
+        vec![],
+        "a's DEL of the reclaimed address left b's alone until b's DEL"
+    );
+    a.ok(&["network", "rm", &net]);
+    a.ok(&["cluster", "leave"]);
+    b.ok(&["cluster", "leave"]);
+}
+
+#[test]
+fn root_cluster_three_member_etcd_survives_one_loss_and_fails_add_with_11_after_two() {
+    let u = Underlay::new(3, "cq");
+    let mut etcd = EtcdCluster::start(&[
+        (&u.hosts[0], host_ip(0)),
+        (&u.hosts[1], host_ip(1)),
+        (&u.hosts[2], host_ip(2)),
+    ]);
+    let a = Site::new(&u, 1);
+    a.join(&etcd, true);
+    let net = unique_id("cqnet");
+    a.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.96.0.0/24",
+        &net,
+    ]);
+    let c1 = Netns::new("cq1");
+    a.add(&net, &c1);
+    etcd.kill(0);
+    let c2 = Netns::new("cq2");
+    a.add(&net, &c2);
+    // Two of three gone: no quorum. ADD fails cleanly, nothing half-made.
+    etcd.kill(1);
+    let c3 = Netns::new("cq3");
+    a.plugin("ADD", &net, "c3", &c3).expect_error(11);
+    let links = c3.exec_ok(&["ip", "-o", "link", "show"]);
+    assert!(!links.contains("eth0"), "{links}");
+    // c1 and c2: a lease and an endpoint copy each, nothing of c3.
+    assert_eq!(a.lease_files(&net), 4);
+}
+
+/// What the resolver in `from` answers for `name` (A records).
+fn resolve(from: &Netns, name: &str) -> Vec<String> {
+    let out = from.exec(&["dig", "@127.0.0.11", "+short", "+time=1", "+tries=1", name]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with(';'))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn root_cluster_names_resolve_across_hosts_and_go_with_del() {
+    let u = Underlay::new(3, "cn");
+    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let a = Site::new(&u, 1);
+    let b = Site::new(&u, 2);
+    a.join(&etcd, true);
+    b.join(&etcd, false);
+    let net = unique_id("cnnet");
+    a.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.97.0.0/24",
+        &net,
+    ]);
+    wait_until("the conflist on b", Duration::from_secs(3), || {
+        b.conflist(&net).is_some()
+    });
+    let ca = Netns::new("cna");
+    let cb = Netns::new("cnb");
+    let ip_a = a.add_named(&net, &ca, "web");
+    let ip_b = b.add_named(&net, &cb, "db");
+    wait_until("db resolves on a", Duration::from_secs(2), || {
+        resolve(&ca, "db.dns.podman") == vec![ip_b.clone()]
+    });
+    wait_until("web resolves on b", Duration::from_secs(2), || {
+        resolve(&cb, "web.dns.podman") == vec![ip_a.clone()]
+    });
+    assert!(ping(&ca, &ip_b));
+    assert_eq!(etcd.get_prefix(&format!("/cni-rs/names/{net}/")).len(), 2);
+
+    b.del(&net, &cb);
+    wait_until("db gone on a", Duration::from_secs(2), || {
+        resolve(&ca, "db.dns.podman").is_empty()
+    });
+    assert_eq!(etcd.get_prefix(&format!("/cni-rs/names/{net}/")).len(), 1);
+    a.del(&net, &ca);
+    assert_eq!(etcd.get_prefix(&format!("/cni-rs/names/{net}/")), vec![]);
+    a.ok(&["network", "rm", &net]);
+    a.ok(&["cluster", "leave"]);
+    b.ok(&["cluster", "leave"]);
+}
+
+#[test]
+fn root_cluster_gc_releases_addresses_of_attachments_the_runtime_forgot() {
+    let u = Underlay::new(2, "cg");
+    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let a = Site::new(&u, 1);
+    a.join(&etcd, true);
+    let net = unique_id("cgnet");
+    a.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.98.0.0/24",
+        &net,
+    ]);
+    let keep = Netns::new("cgk");
+    let lost = Netns::new("cgl");
+    a.plugin("ADD", &net, "keep", &keep).expect_ok();
+    let lost_ip = a.plugin("ADD", &net, "lost", &lost).json()["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(a.lease_files(&net), 4);
+
+    // GC with only `keep` valid: `lost`'s address and endpoint go.
+    let list = a.conflist(&net).unwrap();
+    let mut conf = list["plugins"][0].clone();
+    conf["cniVersion"] = list["cniVersion"].clone();
+    conf["name"] = list["name"].clone();
+    conf["cni.dev/valid-attachments"] =
+        serde_json::json!([{"containerID": "keep", "ifname": "eth0"}]);
+    let gc = a.with_env(
+        Invocation::ours("vxlan-overlay")
+            .command("GC")
+            .cni_path(&integration::paths::default_cni_path())
+            .stdin_json(&conf)
+            .in_host(a.host),
+    );
+    gc.run().expect_ok();
+    assert_eq!(
+        a.lease_files(&net),
+        2,
+        "only keep's lease and endpoint copy"
+    );
+    let eps = etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/"));
+    assert_eq!(eps.len(), 1);
+    assert!(!eps[0].0.ends_with(&lost_ip), "{eps:?}");
+
+    a.plugin("DEL", &net, "keep", &keep).expect_ok();
+    a.plugin("DEL", &net, "lost", &lost).expect_ok();
+    assert_eq!(
+        etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/")),
+        vec![]
+    );
+    a.ok(&["network", "rm", &net]);
+    a.ok(&["cluster", "leave"]);
+}
+
+#[test]
+fn root_cluster_over_tls_with_client_certificates() {
+    let u = Underlay::new(3, "ct");
+    let tls = integration::etcd::EtcdTls::new(&[host_ip(0)]);
+    let etcd = EtcdCluster::start_with(&[(&u.hosts[0], host_ip(0))], Some(tls));
+    let a = Site::new(&u, 1);
+    let b = Site::new(&u, 2);
+    let t = etcd.tls().unwrap();
+    let (ca, cert, key) = (t.file("ca.pem"), t.file("client.pem"), t.file("client.key"));
+    // Without a client certificate etcd refuses the host: nothing joins.
+    let out = b.cnitool(&[
+        "cluster",
+        "init",
+        "--store",
+        &etcd.store_url(),
+        "--advertise",
+        "eth0",
+        "--name",
+        "h2",
+        "--cacert",
+        &ca,
+    ]);
+    assert!(!out.status.success(), "joined without a client certificate");
+    assert!(!b.dir.join("cluster.json").exists());
+    // Without --cacert an etcds:// store is refused before anything is written.
+    assert!(!b
+        .cnitool(&[
+            "cluster",
+            "init",
+            "--store",
+            &etcd.store_url(),
+            "--advertise",
+            "eth0"
+        ])
+        .status
+        .success());
+
+    let with_certs = [
+        "--cacert",
+        ca.as_str(),
+        "--cert",
+        cert.as_str(),
+        "--key",
+        key.as_str(),
+    ];
+    a.join_with(&etcd, true, &with_certs);
+    b.join_with(&etcd, false, &with_certs);
+    let net = unique_id("ctnet");
+    a.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.99.0.0/24",
+        &net,
+    ]);
+    wait_until("the conflist on b", Duration::from_secs(3), || {
+        b.conflist(&net).is_some()
+    });
+    let ca_ns = Netns::new("cta");
+    let cb_ns = Netns::new("ctb");
+    a.add(&net, &ca_ns);
+    let ip_b = b.add(&net, &cb_ns);
+    wait_until("b reachable from a", Duration::from_secs(2), || {
+        ping(&ca_ns, &ip_b)
+    });
+    assert_eq!(
+        etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/")).len(),
+        2
+    );
+
+    a.del(&net, &ca_ns);
+    b.del(&net, &cb_ns);
+    a.ok(&["network", "rm", &net]);
+    b.ok(&["cluster", "leave"]);
+    a.ok(&["cluster", "leave"]);
+    let left: Vec<(String, String)> = etcd
+        .get_prefix("/cni-rs/")
+        .into_iter()
+        .filter(|(k, _)| k != "/cni-rs/cluster")
+        .collect();
+    assert_eq!(left, vec![]);
+}

@@ -1,0 +1,153 @@
+//! The cluster scale run (not part of `just test`: `just cluster-scale`):
+//! many fake hosts join one cluster (etcd on one more fake host), one
+//! overlay network, many endpoints added in parallel across the hosts.
+//! Reports what the README's scaling section projects from: time to add
+//! and to converge (every host holding a static entry for every remote
+//! endpoint), forwarding entries per host, etcd keys, etcd round trips and
+//! watch events per ADD, and each host daemon's resident memory. It
+//! asserts correctness only (unique addresses, full convergence, nothing
+//! left in etcd); the numbers are printed. Needs root.
+//!
+//! CLUSTER_SCALE_HOSTS (default 20) and CLUSTER_SCALE_ENDPOINTS (1000).
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use integration::cluster::{wait_until, Site};
+use integration::etcd::EtcdCluster;
+use integration::underlay::{host_ip, Underlay};
+use integration::{unique_id, Netns};
+
+fn env_num(k: &str, default: usize) -> usize {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn num(v: &serde_json::Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or(0.0)
+}
+
+#[test]
+#[ignore = "scale run: just cluster-scale"]
+fn cluster_scale_run() {
+    let hosts = env_num("CLUSTER_SCALE_HOSTS", 20).max(2);
+    let endpoints = env_num("CLUSTER_SCALE_ENDPOINTS", 1000).max(hosts);
+    let per_host = endpoints / hosts;
+    let endpoints = per_host * hosts;
+    let u = Underlay::new(hosts + 1, "cs");
+    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let sites: Vec<Site> = (1..=hosts).map(|i| Site::new(&u, i)).collect();
+    sites[0].join(&etcd, true);
+    for s in &sites[1..] {
+        s.join(&etcd, false);
+    }
+    let net = unique_id("csnet");
+    sites[0].ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.64.0.0/16",
+        &net,
+    ]);
+    for s in &sites {
+        wait_until("the conflist everywhere", Duration::from_secs(10), || {
+            s.conflist(&net).is_some()
+        });
+    }
+    let vni = sites[0].conflist(&net).unwrap()["plugins"][0]["vni"]
+        .as_u64()
+        .unwrap();
+    let before: Vec<serde_json::Value> = sites.iter().map(Site::stats).collect();
+
+    let ctrs: Vec<Vec<Netns>> = (0..hosts)
+        .map(|h| {
+            (0..per_host)
+                .map(|i| Netns::new(&format!("s{h}x{i}")))
+                .collect()
+        })
+        .collect();
+    let started = Instant::now();
+    let ips: Vec<String> = std::thread::scope(|sc| {
+        let handles: Vec<_> = sites
+            .iter()
+            .zip(&ctrs)
+            .map(|(s, cs)| sc.spawn(|| cs.iter().map(|c| s.add(&net, c)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let added = started.elapsed();
+    let unique: BTreeSet<&String> = ips.iter().collect();
+    assert_eq!(unique.len(), endpoints, "duplicate addresses");
+
+    let want_static = endpoints - per_host;
+    let static_entries = |s: &Site| {
+        s.fdb(vni)
+            .iter()
+            .filter(|(m, dst)| m != "00:00:00:00:00:00" && *dst != s.ip)
+            .count()
+    };
+    wait_until("every host converged", Duration::from_secs(120), || {
+        sites.iter().all(|s| static_entries(s) >= want_static)
+    });
+    let converged = started.elapsed();
+    let after: Vec<serde_json::Value> = sites.iter().map(Site::stats).collect();
+    let keys = etcd.get_prefix("/cni-rs/").len();
+    let calls: f64 = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| num(a, "etcdCalls") - num(b, "etcdCalls"))
+        .sum();
+    let events: f64 = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| num(a, "watchEvents") - num(b, "watchEvents"))
+        .sum();
+    let rss: Vec<f64> = after.iter().map(|a| num(a, "rssKb") / 1024.0).collect();
+    let fdb: Vec<usize> = sites.iter().map(|s| s.fdb(vni).len()).collect();
+    println!("cluster scale: {hosts} hosts, {endpoints} endpoints ({per_host} per host)");
+    println!(
+        "  all ADDs done in {:.1} s; every host converged {:.1} s after the first ADD",
+        added.as_secs_f64(),
+        converged.as_secs_f64()
+    );
+    println!(
+        "  forwarding entries per host: min {} max {} (static + flooding)",
+        fdb.iter().min().unwrap(),
+        fdb.iter().max().unwrap()
+    );
+    println!("  etcd keys under /cni-rs/: {keys}");
+    println!(
+        "  etcd round trips per ADD (all hosts): {:.2}; watch events per ADD (summed over hosts): {:.1}",
+        calls / endpoints as f64,
+        events / endpoints as f64
+    );
+    println!(
+        "  daemon resident memory: min {:.1} MiB, max {:.1} MiB",
+        rss.iter().cloned().fold(f64::MAX, f64::min),
+        rss.iter().cloned().fold(0.0, f64::max)
+    );
+
+    let net_ref = net.as_str();
+    std::thread::scope(|sc| {
+        for (s, cs) in sites.iter().zip(&ctrs) {
+            sc.spawn(move || cs.iter().for_each(|c| s.del(net_ref, c)));
+        }
+    });
+    sites[0].ok(&["network", "rm", &net]);
+    for s in &sites {
+        s.ok(&["cluster", "leave"]);
+    }
+    let left: Vec<(String, String)> = etcd
+        .get_prefix("/cni-rs/")
+        .into_iter()
+        .filter(|(k, _)| k != "/cni-rs/cluster")
+        .collect();
+    assert_eq!(left, vec![]);
+}
