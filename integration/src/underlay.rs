@@ -49,4 +49,9 @@ impl Underlay {
             _switch: switch,
         }
     }
+
+    /// Every host's underlay address (an overlay's `peers`).
+    pub fn all_ips(&self) -> Vec<String> {
+        (0..self.hosts.len()).map(host_ip).collect()
+    }
 }

@@ -1,6 +1,6 @@
 //! vxlan-overlay through the real binary: three fake hosts joined by an
-//! underlay (a bridge in a "switch" namespace with a veth to each host,
-//! 192.0.2.<n>/24 on the host ends), containers on each host, our
+//! underlay (`integration::underlay`: a bridge in a "switch" namespace with
+//! a veth to each host, 192.0.2.<n>/24 on the host ends), containers on each host, our
 //! host-local with a private data directory per test. Every namespace and
 //! link is created here and removed on drop; the root namespace is never
 //! touched. All tests need root.
@@ -9,66 +9,15 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use integration::netns::unique_ifname;
 use integration::state::{addrs, link, ping};
-use integration::{require_root, unique_id, FakeHost, Invocation, Netns, Outcome, TempDir};
+use integration::underlay::{host_ip, Underlay};
+use integration::{unique_id, Invocation, Netns, Outcome, TempDir};
 use serde_json::{json, Value};
 
 const PLUGIN: &str = "vxlan-overlay";
 /// The overlay subnet every test uses; isolation between tests comes from
 /// the namespaces, not from the addresses.
 const SUBNET: &str = "10.77.0.0/24";
-
-/// Hosts on one L2 underlay.
-struct Underlay {
-    hosts: Vec<FakeHost>,
-    /// Declared after `hosts`: dropped last, when its veths are gone.
-    _switch: Netns,
-}
-
-impl Underlay {
-    fn new(n: usize, tag: &str) -> Self {
-        require_root();
-        let switch = Netns::new(&format!("sw{tag}"));
-        switch.ip_ok(&["link", "add", "sw0", "type", "bridge"]);
-        switch.link_up("sw0");
-        let mut hosts = Vec::new();
-        for i in 0..n {
-            let h = FakeHost::new(&format!("{tag}{i}"));
-            let port = unique_ifname("up");
-            switch.ip_ok(&[
-                "link",
-                "add",
-                &port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                h.name(),
-            ]);
-            switch.ip_ok(&["link", "set", &port, "master", "sw0", "up"]);
-            h.ip_ok(&["addr", "add", &format!("{}/24", host_ip(i)), "dev", "eth0"]);
-            h.link_up("eth0");
-            // The default route names the underlay when the config does not.
-            h.ip_ok(&["route", "add", "default", "dev", "eth0"]);
-            hosts.push(h);
-        }
-        Underlay {
-            hosts,
-            _switch: switch,
-        }
-    }
-
-    fn all_ips(&self) -> Vec<String> {
-        (0..self.hosts.len()).map(host_ip).collect()
-    }
-}
-
-fn host_ip(i: usize) -> String {
-    format!("192.0.2.{}", i + 1)
-}
 
 /// One overlay network as configured on every host; host `i` allocates
 /// from its own slice of the subnet.
