@@ -110,11 +110,7 @@ impl Scenario for AddThenDel {
         sample: usize,
     ) -> Result<Vec<Invocation>> {
         let (verb, n) = super::add_then_del(sample, self.total);
-        let ns = self
-            .pool
-            .as_ref()
-            .expect("setup ran")
-            .get(slot * self.total.div_ceil(2) + n);
+        let ns = super::slot_ns(&self.pool, self.total.div_ceil(2), slot, n);
         let conf = conf(self.data.as_ref().expect("setup ran"), "s", slot);
         Ok(vec![Invocation::new(&who.path)
             .cni(
@@ -303,11 +299,7 @@ impl Scenario for Scale {
         sample: usize,
     ) -> Result<Vec<Invocation>> {
         let (verb, n) = super::add_then_del(sample, 2 * self.count);
-        let ns = self
-            .pool
-            .as_ref()
-            .expect("setup ran")
-            .get(slot * self.count + n);
+        let ns = super::slot_ns(&self.pool, self.count, slot, n);
         let mut conf = conf(self.data.as_ref().expect("setup ran"), "k", slot);
         conf["ipMasq"] = json!(false);
         Ok(vec![Invocation::new(&who.path)

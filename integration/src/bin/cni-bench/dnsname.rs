@@ -198,7 +198,7 @@ impl Scenario for AddThenDel {
     ) -> Result<Vec<Invocation>> {
         let (verb, n) = super::add_then_del(sample, self.total);
         let half = self.total.div_ceil(2);
-        let ns = self.pool.as_ref().expect("setup ran").get(slot * half + n);
+        let ns = super::slot_ns(&self.pool, half, slot, n);
         let cid = format!("dn-bench-{slot}-{n}");
         if verb == "ADD" {
             let data = self.data.as_ref().expect("setup ran");

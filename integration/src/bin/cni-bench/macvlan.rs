@@ -108,11 +108,7 @@ impl Scenario for AddThenDel {
     ) -> Result<Vec<Invocation>> {
         let (verb, n) = super::add_then_del(sample, self.total);
         let per_slot = self.total.div_ceil(2);
-        let ns = self
-            .pool
-            .as_ref()
-            .expect("setup ran")
-            .get(slot * per_slot + n);
+        let ns = super::slot_ns(&self.pool, per_slot, slot, n);
         // Each implementation with its own host-local.
         let ipam_dir = match who.which {
             Some(b @ (Binary::Ours | Binary::Reference)) => b.path("host-local"),

@@ -66,6 +66,17 @@ struct Ctx {
     samples: usize,
 }
 
+/// Container namespace `n` of contender `slot`, from a pool that `setup`
+/// made untimed with `per_slot` namespaces for each contender.
+fn slot_ns(
+    pool: &Option<NetnsPool>,
+    per_slot: usize,
+    slot: usize,
+    n: usize,
+) -> &integration::Netns {
+    pool.as_ref().expect("setup ran").get(slot * per_slot + n)
+}
+
 /// One benchmark. `prepare` runs untimed and returns the invocations of one
 /// sample; more than one means "start them all at once" (each is timed on
 /// its own). `slot` numbers the contender (0, 1, …) so scenarios can keep
@@ -216,11 +227,7 @@ impl Scenario for LoopbackAdd {
         slot: usize,
         sample: usize,
     ) -> Result<Vec<Invocation>> {
-        let ns = self
-            .pool
-            .as_ref()
-            .expect("setup ran")
-            .get(slot * self.samples + sample);
+        let ns = slot_ns(&self.pool, self.samples, slot, sample);
         Ok(vec![Invocation::new(&who.path)
             .cni(
                 "ADD",
@@ -260,11 +267,7 @@ impl Scenario for LoopbackDel {
         slot: usize,
         sample: usize,
     ) -> Result<Vec<Invocation>> {
-        let ns = self
-            .pool
-            .as_ref()
-            .expect("setup ran")
-            .get(slot * self.samples + sample);
+        let ns = slot_ns(&self.pool, self.samples, slot, sample);
         let cid = format!("bench{sample}");
         let add = Invocation::new(&who.path).cni(
             "ADD",

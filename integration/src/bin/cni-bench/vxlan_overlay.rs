@@ -143,11 +143,7 @@ impl Scenario for AddDel {
         } else {
             bridge_conf(&name, data, slot)
         };
-        let ns = self
-            .pool
-            .as_ref()
-            .context("setup ran")?
-            .get(slot * (self.total / 2) + n);
+        let ns = super::slot_ns(&self.pool, self.total / 2, slot, n);
         Ok(vec![Invocation::new(&who.path)
             .cni(
                 verb,
