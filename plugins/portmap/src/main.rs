@@ -9,7 +9,8 @@
 //! under the namespace's firewall lock), flush stale UDP conntrack entries,
 //! and let 127.0.0.1:HOSTPORT through (route_localnet on the host interface
 //! toward the container). DEL removes exactly this attachment's rules, with
-//! or without a config. GC removes those of attachments not listed.
+//! or without a config, and the conntrack entries of the connections they
+//! carried. GC removes those of attachments not listed.
 
 mod config;
 
@@ -42,8 +43,7 @@ impl Plugin for PortMap {
             return Ok(prev);
         }
         let p = publication(req, &conf, &ips);
-        refuse_host_sockets(&p.claims())?;
-        portmap::publish(&p)?;
+        portmap::publish(&p, refuse_host_sockets)?;
         if let Err(e) = after_publish(&conf, &p) {
             // All or nothing: the rules go again if the rest failed.
             if let Err(u) = portmap::unpublish(p.network, p.container_id, p.ifname) {
@@ -58,6 +58,11 @@ impl Plugin for PortMap {
         // Rules are found by their tag: DEL needs no config, result or state.
         let released = portmap::unpublish(&req.config.name, &req.container_id, &req.ifname)?;
         flush_udp(&released);
+        // The cached result names the container's addresses; without it
+        // only UDP is flushed, and other connections time out.
+        if let Ok(Some(prev)) = req.config.prev_result() {
+            flush_translated(&released, &container_ips(&prev, &req.ifname));
+        }
         Ok(())
     }
 
@@ -180,6 +185,25 @@ fn after_publish(conf: &Conf, p: &Publication) -> Result<()> {
 fn flush_udp(claims: &[Claim]) {
     for c in claims.iter().filter(|c| c.proto == Proto::Udp) {
         if let Err(e) = conntrack::flush_dport(c.v6, conntrack::UDP, c.port) {
+            log::error(&format!("conntrack flush of {c}: {e}"));
+        }
+    }
+}
+
+/// Delete the conntrack entries of connections the released ports carried
+/// to the container, whatever the protocol: after DEL nothing names the
+/// port's old target. Failures are logged, as for UDP.
+fn flush_translated(claims: &[Claim], targets: &[IpAddr]) {
+    for c in claims {
+        let family: Vec<IpAddr> = targets
+            .iter()
+            .copied()
+            .filter(|t| t.is_ipv6() == c.v6)
+            .collect();
+        if family.is_empty() {
+            continue;
+        }
+        if let Err(e) = conntrack::flush_translated(c.proto.number(), c.port, &family) {
             log::error(&format!("conntrack flush of {c}: {e}"));
         }
     }

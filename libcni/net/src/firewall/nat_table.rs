@@ -78,7 +78,8 @@ impl Proto {
         }
     }
 
-    fn number(self) -> u8 {
+    /// The IP protocol number (conntrack and the rules match on it).
+    pub fn number(self) -> u8 {
         match self {
             Proto::Tcp => 6,
             Proto::Udp => 17,

@@ -93,7 +93,14 @@ impl Publication<'_> {
 /// Make the attachment's rules exactly what `p` asks for, refusing (code
 /// [`PORT_TAKEN`], nothing changed) ports another attachment publishes.
 /// Idempotent: a repeated ADD changes nothing.
-pub fn publish(p: &Publication) -> Result<()> {
+///
+/// `host_check` runs once those claims are found free, under the same lock,
+/// before anything is written: the caller's refusal of ports a host socket
+/// holds. In that order a port another container publishes is refused
+/// naming that container, even when the runtime also holds the port open
+/// for it (podman's conmon keeps a listening socket per published port,
+/// which a socket check alone could only report as "a socket of the host").
+pub fn publish(p: &Publication, host_check: impl FnOnce(&[Claim]) -> Result<()>) -> Result<()> {
     validate_attachment(p.network, p.container_id, p.ifname)?;
     let desired = p.desired();
     let claims = p.claims();
@@ -122,6 +129,7 @@ pub fn publish(p: &Publication) -> Result<()> {
         taken.dedup();
         return Err(Error::new(PORT_TAKEN, taken.join("; ")));
     }
+    host_check(&claims)?;
 
     let mut reqs = Vec::new();
     let mut wanted = desired.clone();
