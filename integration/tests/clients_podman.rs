@@ -593,7 +593,7 @@ fn publish_twice_then_rm(s: &Setup, outside: &Netns, net: &str, prefix: &str) {
     );
     let links = link_names(&s.host);
     let leases = s.leases(net);
-    assert_eq!(leases, [ip.clone()]);
+    assert_eq!(leases, std::slice::from_ref(&ip));
 
     // The second claim of 8080 fails with our message and leaves nothing.
     let out = run(&late);
