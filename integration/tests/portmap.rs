@@ -1,6 +1,7 @@
 //! portmap: published ports through our bridge (and the reference's), real
-//! TCP from an outside namespace and from the host's 127.0.0.1, taken ports
-//! refused, UDP conntrack flushed, nothing left after DEL or GC.
+//! TCP from an outside namespace and from the host's 127.0.0.1, over IPv4
+//! and IPv6 (a dual-stack bridge), taken ports refused per family, conntrack
+//! flushed, nothing left after DEL or GC.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -115,6 +116,19 @@ impl World {
         let r = self.h.add(c, &self.bridge_conf());
         let out = self.pm("ADD", c, &self.pm_conf(mappings, &r));
         (r, out)
+    }
+
+    /// GC of the network keeping only `keep`'s attachment.
+    fn gc_keeping(&self, keep: &Ctr) {
+        let gc = json!({"cniVersion": "1.1.0", "name": self.net, "type": "portmap",
+            "cni.dev/valid-attachments": [{"containerID": keep.id, "ifname": "eth0"}]});
+        Invocation::ours("portmap")
+            .command("GC")
+            .cni_path(&integration::paths::default_cni_path())
+            .stdin_json(&gc)
+            .in_host(&self.h.host)
+            .run()
+            .expect_ok_silent();
     }
 
     fn nat_rules(&self) -> Vec<String> {
@@ -284,15 +298,7 @@ fn root_a_taken_host_port_is_refused_and_nothing_changes() {
     reach(&a, &w.client, sa(HOST_ADDR, 8081)).expect("the first owner keeps its port");
 
     // GC keeping only `a` removes `b`'s rules, not `a`'s.
-    let gc = json!({"cniVersion": "1.1.0", "name": w.net, "type": "portmap",
-        "cni.dev/valid-attachments": [{"containerID": a.id, "ifname": "eth0"}]});
-    Invocation::ours("portmap")
-        .command("GC")
-        .cni_path(&integration::paths::default_cni_path())
-        .stdin_json(&gc)
-        .in_host(&w.h.host)
-        .run()
-        .expect_ok_silent();
+    w.gc_keeping(&a);
     assert_eq!(w.nat_rules(), before, "GC kept exactly a's rules");
     w.pm("DEL", &a, &w.pm_conf(json!([]), &ra))
         .expect_ok_silent();
@@ -578,6 +584,12 @@ fn root_ipv6_taken_ports_are_per_family_and_udp6_conntrack_is_flushed() {
     reach(&a, &w.client, sa(HOST_ADDR6, 8091)).expect("a still over IPv6");
     w.pm("DEL", &b, &v4).expect_ok_silent();
     assert_eq!(w.nat_rules(), before, "b's DEL touched a's rules");
+    // GC keeping a: b's rules (made again) go, a's IPv6 ones stay.
+    w.pm("ADD", &b, &v4).expect_ok();
+    assert_ne!(w.nat_rules(), before);
+    w.gc_keeping(&a);
+    assert_eq!(w.nat_rules(), before, "GC kept exactly a's rules");
+    reach(&a, &w.client, sa(HOST_ADDR6, 8091)).expect("a after GC");
 
     w.client.run(|| {
         let s = std::net::UdpSocket::bind("[::]:0").expect("udp6 socket");
