@@ -148,6 +148,29 @@ impl World {
         self.conntrack("udp", port)
     }
 
+    /// A datagram from the outside client to `dst` (a published UDP port of
+    /// `c`) is translated to `ctr_addr` (as conntrack prints it); `c`'s DEL
+    /// flushes its entry and takes the last rules, and the table, away.
+    fn udp_flushed_by_del(&self, c: &Ctr, r: &Value, dst: SocketAddr, ctr_addr: &str) {
+        self.client.run(move || {
+            let any = if dst.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+            let s = std::net::UdpSocket::bind(any).expect("udp socket");
+            s.send_to(b"ping", dst).expect("send");
+        });
+        let entries = self.udp_conntrack(dst.port());
+        assert!(
+            entries
+                .iter()
+                .any(|e| e.contains(&format!(" src={ctr_addr} "))),
+            "the datagram was translated to the container: {entries:?}"
+        );
+        self.pm("DEL", c, &self.pm_conf(json!([]), r))
+            .expect_ok_silent();
+        let left = self.udp_conntrack(dst.port());
+        assert!(left.is_empty(), "{left:?}");
+        assert!(!self.nat_table_present());
+    }
+
     /// Conntrack entries of the fake host to `proto` port `port`, both
     /// families (each line starts with `ipv4` or `ipv6`).
     fn conntrack(&self, proto: &str, port: u16) -> Vec<String> {
@@ -365,23 +388,7 @@ fn root_udp_conntrack_entries_are_flushed_on_del() {
         json!([{"hostPort": 5353, "containerPort": 53, "protocol": "udp"}]),
     );
     out.expect_ok();
-    w.client.run(|| {
-        let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp socket");
-        s.send_to(b"ping", (HOST_ADDR, 5353)).expect("send");
-    });
-    let entries = w.udp_conntrack(5353);
-    assert!(
-        entries.iter().any(|e| e.contains(&ctr_ip(&r))),
-        "the datagram was translated to the container: {entries:?}"
-    );
-    w.pm("DEL", &c, &w.pm_conf(json!([]), &r))
-        .expect_ok_silent();
-    assert!(
-        w.udp_conntrack(5353).is_empty(),
-        "{:?}",
-        w.udp_conntrack(5353)
-    );
-    assert!(!w.nat_table_present());
+    w.udp_flushed_by_del(&c, &r, sa(HOST_ADDR, 5353), &ctr_ip(&r));
     w.h.del(&c, &w.bridge_conf(), &r);
 }
 
@@ -591,26 +598,8 @@ fn root_ipv6_taken_ports_are_per_family_and_udp6_conntrack_is_flushed() {
     assert_eq!(w.nat_rules(), before, "GC kept exactly a's rules");
     reach(&a, &w.client, sa(HOST_ADDR6, 8091)).expect("a after GC");
 
-    w.client.run(|| {
-        let s = std::net::UdpSocket::bind("[::]:0").expect("udp6 socket");
-        s.send_to(b"ping", (HOST_ADDR6, 5354)).expect("send");
-    });
-    let ip6 = ctr_ip6(&ra);
-    let entries = w.udp_conntrack(5354);
-    assert!(
-        entries
-            .iter()
-            .any(|e| e.starts_with("ipv6") && e.contains(&format!("src={} ", conntrack_form(&ip6)))),
-        "the datagram was translated to the container: {entries:?}"
-    );
-    w.pm("DEL", &a, &w.pm_conf(json!([]), &ra))
-        .expect_ok_silent();
-    assert!(
-        w.udp_conntrack(5354).is_empty(),
-        "{:?}",
-        w.udp_conntrack(5354)
-    );
-    assert!(!w.nat_table_present());
+    let ip6 = conntrack_form(&ctr_ip6(&ra));
+    w.udp_flushed_by_del(&a, &ra, sa(HOST_ADDR6, 5354), &ip6);
     w.h.del(&a, &w.dual_conf(), &ra);
     w.h.del(&b, &w.dual_conf(), &rb);
 }
