@@ -17,7 +17,7 @@ mod config;
 use std::net::IpAddr;
 
 use cni_net::firewall::conntrack;
-use cni_net::firewall::portmap::{self, Claim, Proto, Publication, PORT_TAKEN};
+use cni_net::firewall::portmap::{self, Claim, Proto, Publication, Released, PORT_TAKEN};
 use cni_net::listeners;
 use cni_net::netlink::{sysctl, Netlink};
 use cni_plugin::log;
@@ -57,7 +57,7 @@ impl Plugin for PortMap {
     fn del(&self, req: &Request) -> Result<()> {
         // Rules are found by their tag: DEL needs no config, result or state.
         let released = portmap::unpublish(&req.config.name, &req.container_id, &req.ifname)?;
-        flush_udp(&released);
+        flush_udp(&claims_of(&released));
         // The cached result names the container's addresses; without it
         // only UDP is flushed, and other connections time out.
         if let Ok(Some(prev)) = req.config.prev_result() {
@@ -86,7 +86,7 @@ impl Plugin for PortMap {
             .collect();
         let mut errs = ErrorList::new();
         if let Some(released) = errs.check(portmap::gc(&req.config.name, &keep)) {
-            flush_udp(&released);
+            flush_udp(&claims_of(&released));
         }
         errs.into_result()
     }
@@ -190,11 +190,16 @@ fn flush_udp(claims: &[Claim]) {
     }
 }
 
+fn claims_of(released: &[Released]) -> Vec<Claim> {
+    released.iter().map(|r| r.claim).collect()
+}
+
 /// Delete the conntrack entries of connections the released ports carried
 /// to the container, whatever the protocol: after DEL nothing names the
-/// port's old target. Failures are logged, as for UDP.
-fn flush_translated(claims: &[Claim], targets: &[IpAddr]) {
-    for c in claims {
+/// port's old target. Ports that never carried one are skipped. Failures
+/// are logged, as for UDP.
+fn flush_translated(released: &[Released], targets: &[IpAddr]) {
+    for c in released.iter().filter(|r| r.used).map(|r| r.claim) {
         let family: Vec<IpAddr> = targets
             .iter()
             .copied()

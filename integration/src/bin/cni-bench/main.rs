@@ -290,6 +290,7 @@ impl Scenario for LoopbackDel {
 }
 
 mod bridge;
+mod chained;
 mod cluster;
 mod dns;
 mod dnsname;
