@@ -15,6 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{assert_success, leftovers, need, ok, spy_calls, spy_plugin_dir, Machine, Sandbox};
+use integration::outside::{self, Outside, HOST_ADDR};
 use integration::paths::{ref_bin_dir, Binary};
 use integration::state::{link_names, nft_rules, nft_tables};
 use integration::{require_root, unique_id, FakeHost, Netns, TempDir};
@@ -423,9 +424,6 @@ fn root_podman_chains_our_dnsname_by_itself_and_a_network_alias_resolves_and_ans
 
 // ------------------------------------------------- published ports (issue 15)
 
-/// The fake host's address toward the outside world, and the outside's.
-const HOST_ADDR: &str = "192.0.2.1";
-const OUTSIDE_ADDR: &str = "192.0.2.2";
 const NAT_TABLE: &str = "cni_rs_nat";
 
 /// podman 4.3's CNI backend publishes `-p 8080:80` through OUR portmap,
@@ -454,31 +452,7 @@ fn root_podman_publishes_through_our_portmap_refuses_a_taken_port_and_rm_leaves_
             ("portmap", Binary::Ours),
         ],
     );
-    let outside = Netns::new("opodpm");
-    s.host.ip_ok(&[
-        "link",
-        "add",
-        "pmout0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "pmout1",
-        "netns",
-        outside.name(),
-    ]);
-    s.host
-        .ip_ok(&["addr", "add", &format!("{HOST_ADDR}/24"), "dev", "pmout0"]);
-    s.host.link_up("pmout0");
-    outside.ip_ok(&[
-        "addr",
-        "add",
-        &format!("{OUTSIDE_ADDR}/24"),
-        "dev",
-        "pmout1",
-    ]);
-    outside.link_up("pmout1");
-    outside.link_up("lo");
+    let outside = Outside::new(&s.host, "opodpm");
 
     // podman's own conflist.
     let net = unique_id("ppm").replace('-', "");
@@ -517,7 +491,7 @@ fn root_podman_publishes_through_our_portmap_refuses_a_taken_port_and_rm_leaves_
     for n in [&net, &ours] {
         let left = leftovers(
             &s.host,
-            &["pmout0"],
+            &[outside::HOST_IF],
             &varlib_cni.join("networks").join(n),
             &varlib_cni,
         );

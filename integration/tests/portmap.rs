@@ -9,21 +9,17 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use integration::bridge_host::{with_prev, Ctr, Host};
+use integration::outside::{Outside, HOST_ADDR, HOST_ADDR6};
 use integration::state::{nft_rules, nft_tables, tcp_exchange_via};
 use integration::{Invocation, Netns, Outcome};
 use serde_json::{json, Value};
 
 const NAT_TABLE: &str = "cni_rs_nat";
-const HOST_ADDR: &str = "192.0.2.1";
-const CLIENT_ADDR: &str = "192.0.2.2";
-const HOST_ADDR6: &str = "2001:db8:2::1";
-const CLIENT_ADDR6: &str = "2001:db8:2::2";
-
 /// A fake host with one bridge network and a client namespace standing for
 /// the outside world, wired to the host by a veth.
 struct World {
     h: Host,
-    client: Netns,
+    client: Outside,
     net: String,
     bridge: String,
 }
@@ -31,42 +27,7 @@ struct World {
 impl World {
     fn new(tag: &str) -> Self {
         let h = Host::new(tag);
-        let client = Netns::new(&format!("o{tag}"));
-        h.host.ip_ok(&[
-            "link",
-            "add",
-            "pmout0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "pmout1",
-            "netns",
-            client.name(),
-        ]);
-        h.host
-            .ip_ok(&["addr", "add", &format!("{HOST_ADDR}/24"), "dev", "pmout0"]);
-        h.host.link_up("pmout0");
-        client.ip_ok(&["addr", "add", &format!("{CLIENT_ADDR}/24"), "dev", "pmout1"]);
-        // Both sides are ours: no duplicate address detection to wait for.
-        h.host.ip_ok(&[
-            "addr",
-            "add",
-            &format!("{HOST_ADDR6}/64"),
-            "dev",
-            "pmout0",
-            "nodad",
-        ]);
-        client.ip_ok(&[
-            "addr",
-            "add",
-            &format!("{CLIENT_ADDR6}/64"),
-            "dev",
-            "pmout1",
-            "nodad",
-        ]);
-        client.link_up("pmout1");
-        client.link_up("lo");
+        let client = Outside::new(&h.host, &format!("o{tag}"));
         let net = h.net_name("pm");
         World {
             h,
@@ -613,7 +574,7 @@ fn root_hostile_ipv6_host_addresses_are_refused_with_code_7() {
     for bad in [
         "ff02::1",
         "ff05::1:3",
-        "fe80::1%pmout0",
+        "fe80::1%out0",
         "[2001:db8:2::1]",
         "2001:db8:2::1/64",
         "2001:db8:2:::1",

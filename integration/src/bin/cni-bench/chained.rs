@@ -6,7 +6,6 @@
 //! configs, the contenders, any resources of theirs.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use anyhow::{bail, Result};
 use integration::proc::Finished;
@@ -116,23 +115,9 @@ impl ChainedAddThenDel {
         super::all_succeeded(invs, outs)?;
         if let Some(lat) = self.seen.record(&who.label, outs, self.total) {
             let (adds, dels) = lat.split_at(self.total / 2);
-            line(plugin, "ADD", &who.label, adds);
-            line(plugin, "DEL", &who.label, dels);
+            super::latency_line(plugin, "ADD", &who.label, adds);
+            super::latency_line(plugin, "DEL", &who.label, dels);
         }
         Ok(())
     }
-}
-
-fn line(plugin: &str, what: &str, label: &str, v: &[Duration]) {
-    let mut v = v.to_vec();
-    v.sort();
-    if v.is_empty() {
-        return;
-    }
-    println!(
-        "  {plugin} {what} {label:>9}: n {}, median {:.3} ms, p95 {:.3} ms",
-        v.len(),
-        super::percentile(&v, 50.0).as_secs_f64() * 1000.0,
-        super::percentile(&v, 95.0).as_secs_f64() * 1000.0
-    );
 }
