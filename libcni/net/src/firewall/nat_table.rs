@@ -370,16 +370,44 @@ pub(crate) fn claim_in(comment: &str) -> Option<Claim> {
     Claim::decode(rest)
 }
 
-/// The owner in brackets at the end of a comment (may be cut short).
-pub(crate) fn owner_in(comment: &str) -> &str {
-    comment
-        .find('[')
-        .map_or("another container", |i| &comment[i..])
+/// The owner in brackets at the end of a comment, for a message: a
+/// container's `[net id ifname]` reads "container ID (IFNAME on network
+/// NET)". The comment limit may have cut it short: then it ends in "…".
+pub(crate) fn owner_in(comment: &str) -> String {
+    let Some(i) = comment.find('[') else {
+        return "another container".to_string();
+    };
+    let inner = &comment[i + 1..];
+    let (inner, cut) = match inner.strip_suffix(']') {
+        Some(whole) => (whole, ""),
+        None => (inner, "…"),
+    };
+    match inner.split(' ').collect::<Vec<_>>()[..] {
+        [net, id, ifname] if cut.is_empty() => {
+            format!("container {id} ({ifname} on network {net})")
+        }
+        [net, id, ..] => format!("container {id}{cut} (network {net})"),
+        [net] if !cut.is_empty() => format!("a container of network {net}{cut}"),
+        _ => format!("[{inner}{cut}]"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owners_read_as_words_even_when_cut_short() {
+        assert_eq!(
+            owner_in("cni-rs net=a ctr=b pm x [web c0ffee eth0]"),
+            "container c0ffee (eth0 on network web)"
+        );
+        assert_eq!(
+            owner_in("cni-rs net=a ctr=b pm x [web c0ffeec0ffee"),
+            "container c0ffeec0ffee… (network web)"
+        );
+        assert_eq!(owner_in("no owner"), "another container");
+    }
 
     #[test]
     fn claims_round_trip_and_collide() {

@@ -262,7 +262,7 @@ pub fn published() -> Result<Vec<(Claim, String)>> {
         .iter()
         .filter_map(|r| {
             let c = r.comment.as_deref()?;
-            Some((claim_in(c)?, owner_in(c).to_string()))
+            Some((claim_in(c)?, owner_in(c)))
         })
         .collect())
 }
