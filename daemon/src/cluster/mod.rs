@@ -4,6 +4,7 @@
 //! VXLAN devices' forwarding entries), and answers the cluster requests of
 //! cnitool and the plugins ([`ClusterRequest`]): they never talk to etcd.
 
+pub mod entries;
 pub mod etcd;
 pub mod fdb;
 pub mod ipam;
@@ -96,7 +97,8 @@ struct Dirty {
     conflists: bool,
     names: bool,
     all_fdb: bool,
-    fdb: BTreeSet<String>,
+    /// The forwarding entries the events add and remove.
+    plan: entries::Plan,
 }
 
 impl Dirty {
@@ -105,7 +107,7 @@ impl Dirty {
             conflists: true,
             names: true,
             all_fdb: true,
-            fdb: BTreeSet::new(),
+            plan: entries::Plan::default(),
         }
     }
 
@@ -119,10 +121,7 @@ impl Dirty {
                 self.all_fdb = true;
             }
             (Some("names"), _) => self.names = true,
-            (Some("endpoints"), Some(net)) => {
-                self.fdb.insert(net.to_string());
-            }
-            (Some("hosts"), _) => self.all_fdb = true,
+            // Endpoints and hosts: `Entries::follow_key` says what changes.
             _ => {}
         }
     }
@@ -154,6 +153,11 @@ pub struct Cluster {
     kick: tokio::sync::Notify,
     /// Watch events received, for the bench and the scale run.
     watch_events: std::sync::atomic::AtomicU64,
+    /// What the VXLAN devices must hold, followed event by event.
+    entries: Mutex<entries::Entries>,
+    /// Held while programming devices: a full sync's dump-and-diff must
+    /// not interleave with the watch's incremental changes.
+    program: Mutex<()>,
     stopped: AtomicBool,
 }
 
@@ -351,6 +355,8 @@ impl Cluster {
             .await
             .map_err(fail)?;
         let c = Arc::new(Cluster {
+            entries: Mutex::new(entries::Entries::new(&conf.host)),
+            program: Mutex::new(()),
             names_sink,
             leases: tokio::sync::Mutex::new(Leases::new(state_root.join("cluster-ipam"))),
             conf,
@@ -368,6 +374,7 @@ impl Cluster {
         tokio::spawn(keepalive(Arc::downgrade(&c)));
         tokio::spawn(watch(Arc::downgrade(&c), rev));
         tokio::spawn(reaper(Arc::downgrade(&c)));
+        tokio::spawn(full_sync_every(Arc::downgrade(&c)));
         log::info(&format!(
             "cluster: {} joined as {} ({})",
             c.conf.store.join(","),
@@ -580,61 +587,102 @@ impl Cluster {
         Ok(())
     }
 
-    /// Make the host follow the view: everything.
+    /// Make the host follow the view: everything, or one network's
+    /// device (its first container here: the device may be new).
     fn reconcile(&self, only: Option<&str>) {
         match only {
             Some(net) => self.follow(&Dirty {
-                fdb: BTreeSet::from([net.to_string()]),
+                plan: entries::Plan {
+                    full: BTreeSet::from([net.to_string()]),
+                    ..Default::default()
+                },
                 ..Dirty::default()
             }),
             None => self.follow(&Dirty::all()),
         }
     }
 
-    /// Make the host follow the parts of the view that changed: a batch
-    /// of endpoint events costs one forwarding sync of their network, not
-    /// a rebuild of everything.
+    fn entries(&self) -> std::sync::MutexGuard<'_, entries::Entries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Make the host follow the parts of the view that changed: an
+    /// endpoint event costs the entries it adds or removes, not a sync of
+    /// the whole device.
     fn follow(&self, d: &Dirty) {
-        let view = self.view().clone();
         if d.conflists {
-            materialize::conflists(&self.conf.conf_dir, &view.networks, self.conf.advertise);
+            let networks = self.view().networks.clone();
+            materialize::conflists(&self.conf.conf_dir, &networks, self.conf.advertise);
         }
         if d.names {
-            let remote = view
-                .names
-                .iter()
-                .filter(|(n, _)| view.networks.contains_key(*n))
-                .flat_map(|(_, m)| m.values())
-                .filter(|r| r.host != self.conf.host)
-                .map(|r| r.record.clone())
-                .collect();
+            let remote = {
+                let view = self.view();
+                view.names
+                    .iter()
+                    .filter(|(n, _)| view.networks.contains_key(*n))
+                    .flat_map(|(_, m)| m.values())
+                    .filter(|r| r.host != self.conf.host)
+                    .map(|r| r.record.clone())
+                    .collect()
+            };
             (self.names_sink)(remote);
         }
-        for net in view.networks.keys() {
-            if !d.all_fdb && !d.fdb.contains(net) {
+        if d.all_fdb {
+            self.sync_all();
+        } else if !d.plan.is_empty() {
+            self.program(&d.plan);
+        }
+    }
+
+    /// The VXLAN device of each network, by name.
+    fn devices(&self) -> std::collections::BTreeMap<String, String> {
+        let view = self.view();
+        view.networks
+            .keys()
+            .filter_map(|n| Some((n.clone(), format!("vxlan{}", view.vni(n)?))))
+            .collect()
+    }
+
+    /// Apply a plan: full syncs of the networks it names, changes to the
+    /// others.
+    fn program(&self, plan: &entries::Plan) {
+        let devices = self.devices();
+        let _one = self.program.lock().unwrap_or_else(|p| p.into_inner());
+        let mut nl = match cni_net::netlink::Netlink::new() {
+            Ok(nl) => nl,
+            Err(e) => return log::error(&format!("cluster: netlink: {e}")),
+        };
+        for (net, dev) in &devices {
+            let r = if plan.full.contains(net) {
+                let want = self.entries().wanted(net);
+                fdb::sync(&mut nl, dev, &want)
+            } else if let Some(changes) = plan.changes.get(net) {
+                fdb::apply(&mut nl, dev, changes)
+            } else {
                 continue;
+            };
+            if let Err(e) = r {
+                log::error(&format!("cluster: forwarding entries of {net}: {e}"));
             }
-            let Some(vni) = view.vni(net) else { continue };
-            // Flooding only to the live hosts that carry the network.
-            let floods: BTreeSet<IpAddr> = view
-                .endpoints
-                .get(net)
-                .into_iter()
-                .flat_map(|m| m.values())
-                .filter(|e| e.host != self.conf.host)
-                .filter_map(|e| view.alive.get(&e.host).map(|h| h.address))
-                .collect();
-            let remote: Vec<(&EndpointRec, cni_net::netlink::Mac)> = view
-                .endpoints
-                .get(net)
-                .into_iter()
-                .flat_map(|m| m.values())
-                .filter(|e| e.host != self.conf.host)
-                .filter_map(|e| Some((e, fdb::parse_mac(&e.mac)?)))
-                .collect();
-            let statics = remote.iter().map(|(e, mac)| (*mac, e.vtep)).collect();
-            let neighbours = remote.iter().map(|(e, mac)| (e.ip, *mac)).collect();
-            if let Err(e) = fdb::sync(&format!("vxlan{vni}"), &floods, &statics, &neighbours) {
+        }
+    }
+
+    /// Rebuild the wanted entries from the view and sync every device in
+    /// full: at start, after a watch restart, and periodically as a
+    /// safety net for anything the incremental path missed.
+    fn sync_all(&self) {
+        let _one = self.program.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let view = self.view();
+            *self.entries() = entries::Entries::from_view(self.me(), &view);
+        }
+        let mut nl = match cni_net::netlink::Netlink::new() {
+            Ok(nl) => nl,
+            Err(e) => return log::error(&format!("cluster: netlink: {e}")),
+        };
+        for (net, dev) in self.devices() {
+            let want = self.entries().wanted(&net);
+            if let Err(e) = fdb::sync(&mut nl, &dev, &want) {
                 log::error(&format!("cluster: forwarding entries of {net}: {e}"));
             }
         }
@@ -798,22 +846,19 @@ impl Cluster {
                 if let Err(e) = self.etcd.put(&k, &bytes, None).await {
                     return fail(e);
                 }
-                let first_here = {
+                let mut plan = entries::Plan::default();
+                {
                     let mut v = self.view();
-                    let first = !v
-                        .endpoints
-                        .get(&network)
-                        .is_some_and(|m| m.values().any(|e| e.host == self.conf.host));
+                    let k_ref = k.clone();
                     v.apply(&Event::Put(etcd::Kv {
                         key: k,
                         value: bytes,
                     }));
-                    first
-                };
-                // The network's device may be new: give it its entries.
-                if first_here {
-                    self.reconcile(Some(&network));
+                    self.entries().follow_key(&v, &k_ref, &mut plan);
                 }
+                // The network's first container here: its device may be
+                // new, it gets its entries in full.
+                self.program(&plan);
                 Reply::ok()
             }
         }
@@ -1226,12 +1271,15 @@ async fn watch(c: std::sync::Weak<Cluster>, mut rev: i64) {
                         let mut dirty = Dirty::default();
                         {
                             let mut v = cl.view();
+                            let mut ent = cl.entries();
                             for e in &events {
                                 v.apply(e);
-                                dirty.note(match e {
+                                let k = match e {
                                     Event::Put(kv) => &kv.key,
                                     Event::Delete(k) => k,
-                                });
+                                };
+                                dirty.note(k);
+                                ent.follow_key(&v, k, &mut dirty.plan);
                             }
                         }
                         cl.follow(&dirty);
@@ -1303,6 +1351,21 @@ async fn reaper(c: std::sync::Weak<Cluster>) {
     }
 }
 
+/// How often every device is synced in full, whatever the watch did.
+const FULL_SYNC_EVERY: Duration = Duration::from_secs(60);
+
+/// The safety net of incremental programming: a periodic full sync.
+async fn full_sync_every(c: std::sync::Weak<Cluster>) {
+    loop {
+        tokio::time::sleep(FULL_SYNC_EVERY).await;
+        let Some(c) = c.upgrade() else { return };
+        if c.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        c.sync_all();
+    }
+}
+
 /// This process's resident memory (VmRSS), in KiB.
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -1324,14 +1387,12 @@ mod tests {
         let mut d = Dirty::default();
         d.note("/cni-rs/endpoints/ov/10.0.0.2");
         d.note("/cni-rs/blocks/ov/10.0.0.0_26");
+        d.note("/cni-rs/hosts/h2");
         assert!(!d.conflists && !d.names && !d.all_fdb);
-        assert_eq!(d.fdb, BTreeSet::from(["ov".to_string()]));
         d.note("/cni-rs/names/ov/c-eth0");
         assert!(d.names && !d.conflists);
-        d.note("/cni-rs/hosts/h2");
-        assert!(d.all_fdb && !d.conflists);
         d.note("/cni-rs/networks/ov");
-        assert!(d.conflists);
+        assert!(d.conflists && d.all_fdb);
     }
 
     #[test]
