@@ -9,6 +9,7 @@ pub mod etcd;
 pub mod fdb;
 pub mod ipam;
 pub mod materialize;
+pub mod outbox;
 pub mod store;
 pub mod tls;
 
@@ -158,6 +159,8 @@ pub struct Cluster {
     /// Held while programming devices: a full sync's dump-and-diff must
     /// not interleave with the watch's incremental changes.
     program: Mutex<()>,
+    /// Our endpoint records on their way to etcd (ADD does not wait).
+    outbox: outbox::Outbox,
     stopped: AtomicBool,
 }
 
@@ -357,6 +360,7 @@ impl Cluster {
         let c = Arc::new(Cluster {
             entries: Mutex::new(entries::Entries::new(&conf.host)),
             program: Mutex::new(()),
+            outbox: outbox::Outbox::default(),
             names_sink,
             leases: tokio::sync::Mutex::new(Leases::new(state_root.join("cluster-ipam"))),
             conf,
@@ -375,6 +379,7 @@ impl Cluster {
         tokio::spawn(watch(Arc::downgrade(&c), rev));
         tokio::spawn(reaper(Arc::downgrade(&c)));
         tokio::spawn(full_sync_every(Arc::downgrade(&c)));
+        tokio::spawn(outbox::pusher(Arc::downgrade(&c)));
         log::info(&format!(
             "cluster: {} joined as {} ({})",
             c.conf.store.join(","),
@@ -505,6 +510,16 @@ impl Cluster {
                     .ok()
             })?;
         ipam::blocks(subnet, ipam::BLOCK_PREFIX).find(|b| b.contains(ip))
+    }
+
+    /// The store key of the block `ip` lies in, if the view knows it.
+    fn block_key_of(&self, net: &str, ip: IpAddr) -> Option<String> {
+        let v = self.view();
+        v.blocks.get(net)?.keys().find_map(|b| {
+            ipam::parse_block(b)
+                .filter(|n| n.contains(ip))
+                .map(|_| key(&["blocks", net, b]))
+        })
     }
 
     fn conflict(&self, net: &str, ip: IpAddr, holder: &str) {
@@ -729,7 +744,10 @@ impl Cluster {
                     .unwrap_or_else(|p| p.into_inner())
                     .clone();
                 if conflicts.is_empty() {
-                    Reply::ok()
+                    match self.outbox.stalled() {
+                        Some(msg) => Reply::error_code(TRY_AGAIN, msg),
+                        None => Reply::ok(),
+                    }
                 } else {
                     let list: Vec<String> = conflicts
                         .iter()
@@ -838,14 +856,22 @@ impl Cluster {
                     vtep: self.conf.advertise,
                     container_id,
                 };
+                // A store known out of reach: fail now (code 11), as the
+                // synchronous put did, rather than queue behind it.
+                if let Some(msg) = self.outbox.stalled() {
+                    return Reply::error_code(TRY_AGAIN, msg);
+                }
                 let k = key(&["endpoints", &network, &ip.to_string()]);
                 let bytes = serde_json::to_vec(&rec).unwrap_or_default();
+                // Answered once on local disk: the pusher puts it in etcd
+                // right after, a restarted daemon republishes it.
                 if let Err(e) = self.leases.lock().await.set_endpoint(&network, ip, &bytes) {
                     return Reply::error(format!("keeping the endpoint of {ip}: {e}"));
                 }
-                if let Err(e) = self.etcd.put(&k, &bytes, None).await {
-                    return fail(e);
-                }
+                let guard = self
+                    .block_key_of(&network, ip)
+                    .map(|b| (b, self.me().as_bytes().to_vec()));
+                self.outbox.put(k.clone(), bytes.clone(), guard);
                 let mut plan = entries::Plan::default();
                 {
                     let mut v = self.view();
@@ -1077,12 +1103,12 @@ impl Cluster {
             .and_then(|m| m.get(&ip.to_string()))
             .is_none_or(|e| e.host == self.me());
         if ours {
-            // Unreachable: the lease is gone already; the next resync
-            // removes the endpoint no lease backs.
+            // A put of it still queued is taken back, one in flight waited
+            // for: the delete is the last word on the key.
+            let _flight = self.outbox.withdraw(&k).await;
             if let Err(e) = self.etcd.delete(&k).await {
-                log::error(&format!(
-                    "cluster: unpublishing {ip}: {e} (retried at resync)"
-                ));
+                log::error(&format!("cluster: unpublishing {ip}: {e} (retried)"));
+                self.outbox.delete(k.clone());
             }
             self.view().apply(&Event::Delete(k));
         }
@@ -1098,6 +1124,8 @@ impl Cluster {
                 "this host still has {held} endpoint(s) on cluster networks: remove them or use --force"
             ));
         }
+        // Nothing queued may land after the deletes below.
+        let _flight = self.outbox.clear().await;
         let (kvs, _) = match self.etcd.range_prefix(PREFIX).await {
             Ok(r) => r,
             Err(e) => return fail(e),
@@ -1183,8 +1211,10 @@ async fn keepalive(c: std::sync::Weak<Cluster>) {
         if failing && answer.is_ok() {
             log::info("cluster: the store answers again: watching from a fresh read");
             c.kick.notify_one();
+            c.outbox.retry_now();
         }
         failing = answer.is_err();
+        c.outbox.set_failing(failing);
         match answer {
             Ok(true) => *c.renewed.lock().unwrap_or_else(|p| p.into_inner()) = asked,
             Ok(false) => {
