@@ -94,7 +94,9 @@ fn cluster_scale_run() {
             .count()
     };
     wait_until("every host converged", Duration::from_secs(120), || {
-        sites.iter().all(|s| static_entries(s) >= want_static)
+        sites
+            .iter()
+            .all(|s| static_entries(s) >= want_static && s.neighbours(vni).len() >= want_static)
     });
     let converged = started.elapsed();
     let after: Vec<serde_json::Value> = sites.iter().map(Site::stats).collect();
@@ -111,16 +113,20 @@ fn cluster_scale_run() {
         .sum();
     let rss: Vec<f64> = after.iter().map(|a| num(a, "rssKb") / 1024.0).collect();
     let fdb: Vec<usize> = sites.iter().map(|s| s.fdb(vni).len()).collect();
+    let neigh: Vec<usize> = sites.iter().map(|s| s.neighbours(vni).len()).collect();
     println!("cluster scale: {hosts} hosts, {endpoints} endpoints ({per_host} per host)");
     println!(
-        "  all ADDs done in {:.1} s; every host converged {:.1} s after the first ADD",
+        "  all ADDs done in {:.1} s; every host converged {:.1} s after the first ADD, {:.2} s after the last",
         added.as_secs_f64(),
-        converged.as_secs_f64()
+        converged.as_secs_f64(),
+        (converged - added).as_secs_f64()
     );
     println!(
-        "  forwarding entries per host: min {} max {} (static + flooding)",
+        "  forwarding entries per host: min {} max {} (static + flooding); neighbour entries: min {} max {}",
         fdb.iter().min().unwrap(),
-        fdb.iter().max().unwrap()
+        fdb.iter().max().unwrap(),
+        neigh.iter().min().unwrap(),
+        neigh.iter().max().unwrap()
     );
     println!("  etcd keys under /cni-rs/: {keys}");
     println!(
