@@ -697,6 +697,96 @@ fn root_cluster_a_daemon_killed_right_after_add_publishes_the_endpoint_when_rest
     assert_eq!(keys_of(&etcd, "h2"), vec![]);
 }
 
+#[test]
+fn root_cluster_dual_stack_overlay_cuts_its_ipv6_subnet_into_blocks_too() {
+    let u = Underlay::new(3, "c6");
+    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let a = Site::new(&u, 1);
+    let b = Site::new(&u, 2);
+    a.join(&etcd, true);
+    b.join(&etcd, false);
+    let net = unique_id("c6net");
+    let (v4, v6) = ("10.92.0.0/24", "fd00:92::/64");
+    a.ok(&[
+        "network", "create", "-d", "overlay", "--ipv6", "--subnet", v4, "--subnet", v6, &net,
+    ]);
+    wait_until("the conflist on b", Duration::from_secs(3), || {
+        b.conflist(&net).is_some()
+    });
+    let plugin = b.conflist(&net).unwrap()["plugins"][0].clone();
+    assert_eq!(plugin["ipam"]["subnets"], serde_json::json!([v4, v6]));
+    let vni = plugin["vni"].as_u64().unwrap();
+
+    let ips_of = |v: serde_json::Value| -> Vec<String> {
+        v["ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                i["address"]
+                    .as_str()
+                    .unwrap()
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let ca = Netns::new("c6a");
+    let cb = Netns::new("c6b");
+    let ia = ips_of(a.plugin("ADD", &net, "c6a", &ca).expect_ok_json());
+    let ib = ips_of(b.plugin("ADD", &net, "c6b", &cb).expect_ok_json());
+    for ips in [&ia, &ib] {
+        assert_eq!(ips.len(), 2, "one address of each family: {ips:?}");
+        assert!(ips[0].starts_with("10.92.0."), "{ips:?}");
+        assert!(ips[1].starts_with("fd00:92::"), "{ips:?}");
+    }
+    assert_ne!(ia, ib);
+    // Each host holds a /26 of the IPv4 subnet and a /122 of the IPv6 one.
+    let blocks = etcd.get_prefix(&format!("/cni-rs/blocks/{net}/"));
+    let v6_owners: BTreeSet<&str> = blocks
+        .iter()
+        .filter(|(k, _)| k.ends_with("_122"))
+        .map(|(_, h)| h.as_str())
+        .collect();
+    assert_eq!(v6_owners, BTreeSet::from(["h1", "h2"]), "{blocks:?}");
+    assert_eq!(blocks.len(), 4, "{blocks:?}");
+
+    // Both addresses are endpoints, with neighbour entries on the other
+    // host, and both families cross.
+    let mac_b = mac_of(&cb);
+    wait_until(
+        "b's two neighbour entries on a",
+        Duration::from_secs(2),
+        || {
+            let n = a.neighbours(vni);
+            ib.iter().all(|ip| n.contains(&(ip.clone(), mac_b.clone())))
+        },
+    );
+    for ip in &ib {
+        wait_until("a reaches b", Duration::from_secs(3), || ping(&ca, ip));
+    }
+    assert!(ping(&cb, &ia[1]), "b cannot reach {} on a", ia[1]);
+
+    a.plugin("DEL", &net, "c6a", &ca).expect_ok();
+    b.plugin("DEL", &net, "c6b", &cb).expect_ok();
+    assert_eq!(
+        etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/")),
+        vec![]
+    );
+    assert_eq!(a.lease_files(&net) + b.lease_files(&net), 0);
+    a.ok(&["network", "rm", &net]);
+    a.ok(&["cluster", "leave"]);
+    b.ok(&["cluster", "leave"]);
+    let left: Vec<(String, String)> = etcd
+        .get_prefix("/cni-rs/")
+        .into_iter()
+        .filter(|(k, _)| k != "/cni-rs/cluster")
+        .collect();
+    assert_eq!(left, vec![]);
+}
+
 /// What the resolver in `from` answers for `name` (A records).
 fn resolve(from: &Netns, name: &str) -> Vec<String> {
     let out = from.exec(&["dig", "@127.0.0.11", "+short", "+time=1", "+tries=1", name]);

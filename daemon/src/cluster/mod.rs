@@ -443,17 +443,12 @@ impl Cluster {
         for net in leases.networks() {
             let ips: Vec<IpAddr> = leases.of(&net).keys().copied().collect();
             for ip in ips {
-                let IpAddr::V4(v4) = ip else { continue };
                 let owner_of = |v: &View| -> Option<(String, String)> {
-                    v.blocks
-                        .get(&net)?
-                        .iter()
-                        .find_map(|(b, h)| match ipam::parse_block(b) {
-                            Some(IpNetwork::V4(n)) if n.contains(v4) => {
-                                Some((b.clone(), h.clone()))
-                            }
-                            _ => None,
-                        })
+                    v.blocks.get(&net)?.iter().find_map(|(b, h)| {
+                        ipam::parse_block(b)
+                            .filter(|n| n.contains(ip))
+                            .map(|_| (b.clone(), h.clone()))
+                    })
                 };
                 match owner_of(&fresh) {
                     Some((_, h)) if h == self.me() => {
@@ -467,10 +462,10 @@ impl Cluster {
                     }
                     Some((_, h)) => self.conflict(&net, ip, &h),
                     None => {
-                        let Some(block) = self.block_of(&net, v4) else {
+                        let Some(block) = self.block_of(&net, ip) else {
                             continue;
                         };
-                        let k = key(&["blocks", &net, &store::block_key(&IpNetwork::V4(block))]);
+                        let k = key(&["blocks", &net, &store::block_key(&block)]);
                         match self.etcd.create(&k, self.me().as_bytes(), None).await? {
                             None => {
                                 self.view().apply(&Event::Put(etcd::Kv {
@@ -493,23 +488,28 @@ impl Cluster {
         Ok(())
     }
 
-    /// The block size the network's subnet was cut with, from its conflist.
-    fn block_of(&self, net: &str, ip: std::net::Ipv4Addr) -> Option<ipnetwork::Ipv4Network> {
-        let subnet = self
-            .view()
+    /// The block of its network's subnets `ip` lies in, from the conflist
+    /// (`ipam.subnet`, or `ipam.subnets` in a dual-stack network).
+    fn block_of(&self, net: &str, ip: IpAddr) -> Option<IpNetwork> {
+        let view = self.view();
+        let ipam_conf = view
             .networks
             .get(net)?
             .get("plugins")?
             .as_array()?
             .iter()
-            .find_map(|p| {
-                p.get("ipam")?
-                    .get("subnet")?
-                    .as_str()?
-                    .parse::<ipnetwork::Ipv4Network>()
-                    .ok()
-            })?;
-        ipam::blocks(subnet, ipam::BLOCK_PREFIX).find(|b| b.contains(ip))
+            .find_map(|p| p.get("ipam"))?;
+        let one = ipam_conf.get("subnet").and_then(Value::as_str);
+        let many = ipam_conf
+            .get("subnets")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str);
+        one.into_iter()
+            .chain(many)
+            .filter_map(|s| s.parse::<IpNetwork>().ok())
+            .find_map(|s| ipam::block_containing(s, ip))
     }
 
     /// The store key of the block `ip` lies in, if the view knows it.
@@ -833,14 +833,17 @@ impl Cluster {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .contains(&(network.clone(), ip));
-                match leases.find(&network, &owner) {
-                    Some(a) if a == ip && reclaimed => Reply::error(format!(
+                let held = leases.find_all(&network, &owner);
+                match held.iter().find(|a| **a == ip) {
+                    Some(_) if reclaimed => Reply::error(format!(
                         "{ip} was reclaimed by the cluster while this host was cut off and may \
                          now be another host's: re-create the container"
                     )),
-                    Some(a) if a == ip => Reply::ok(),
-                    Some(a) => Reply::error(format!("lease of {owner:?} is {a}, not {ip}")),
-                    None => Reply::error(format!("no lease for {owner:?} on {network}")),
+                    Some(_) => Reply::ok(),
+                    None if held.is_empty() => {
+                        Reply::error(format!("no lease for {owner:?} on {network}"))
+                    }
+                    None => Reply::error(format!("leases of {owner:?} are {held:?}, not {ip}")),
                 }
             }
             ClusterRequest::Publish {
@@ -988,33 +991,26 @@ impl Cluster {
 
     async fn ipam_add(&self, network: &str, subnet: &str, owner: &Owner) -> Reply {
         let subnet = match subnet.parse::<IpNetwork>() {
-            Ok(IpNetwork::V4(s)) => {
-                ipnetwork::Ipv4Network::new(s.network(), s.prefix()).unwrap_or(s)
-            }
-            Ok(IpNetwork::V6(_)) => {
-                return Reply::error("cluster-ipam hands out IPv4 addresses only (for now)")
-            }
+            Ok(s) => ipam::normalize(s),
             Err(e) => return Reply::error(format!("subnet {subnet:?}: {e}")),
         };
         let answer = |ip: IpAddr| Reply::with_data(json!(format!("{ip}/{}", subnet.prefix())));
         let mut leases = self.leases.lock().await;
-        if let Some(ip) = leases.find(network, owner) {
+        if let Some(ip) = leases.find(network, owner, &subnet) {
             return answer(ip);
         }
         if let Err(msg) = self.in_touch() {
             return Reply::error_code(TRY_AGAIN, msg);
         }
         // Inside the blocks we hold: no round trip.
-        let (mine, taken): (Vec<ipnetwork::Ipv4Network>, BTreeSet<String>) = {
+        let (mine, taken): (Vec<IpNetwork>, BTreeSet<String>) = {
             let v = self.view();
             let blocks = v.blocks.get(network).cloned().unwrap_or_default();
             let mine = blocks
                 .iter()
                 .filter(|(_, h)| *h == self.me())
-                .filter_map(|(b, _)| match ipam::parse_block(b) {
-                    Some(IpNetwork::V4(b)) if subnet.contains(b.network()) => Some(b),
-                    _ => None,
-                })
+                .filter_map(|(b, _)| ipam::parse_block(b))
+                .filter(|b| subnet.contains(b.network()))
                 .collect();
             (mine, blocks.keys().cloned().collect())
         };
@@ -1026,8 +1022,8 @@ impl Cluster {
             }
         }
         // Claim a new block.
-        for b in ipam::blocks(subnet, ipam::BLOCK_PREFIX) {
-            let bk = store::block_key(&IpNetwork::V4(b));
+        for b in ipam::blocks_of(subnet) {
+            let bk = store::block_key(&b);
             if taken.contains(&bk) {
                 continue;
             }
@@ -1061,12 +1057,11 @@ impl Cluster {
         &self,
         leases: &mut Leases,
         network: &str,
-        subnet: ipnetwork::Ipv4Network,
-        block: ipnetwork::Ipv4Network,
+        subnet: IpNetwork,
+        block: IpNetwork,
         owner: &Owner,
     ) -> std::io::Result<Option<IpAddr>> {
-        for a in ipam::usable(subnet, block) {
-            let ip = IpAddr::V4(a);
+        for ip in ipam::usable_of(subnet, block) {
             if leases.of(network).contains_key(&ip) {
                 continue;
             }
@@ -1077,11 +1072,20 @@ impl Cluster {
         Ok(None)
     }
 
+    /// Release every address the owner holds (one per family).
     async fn ipam_del(&self, network: &str, owner: &Owner) -> Reply {
+        let held = self.leases.lock().await.find_all(network, owner);
+        for ip in held {
+            let r = self.release(network, ip).await;
+            if !r.ok {
+                return r;
+            }
+        }
+        Reply::ok()
+    }
+
+    async fn release(&self, network: &str, ip: IpAddr) -> Reply {
         let mut leases = self.leases.lock().await;
-        let Some(ip) = leases.find(network, owner) else {
-            return Reply::ok();
-        };
         if let Err(e) = leases.release(network, ip) {
             return Reply::error(format!("removing the lease of {ip}: {e}"));
         }

@@ -299,6 +299,11 @@ pub fn plugins(n: &Network, data_dir: Option<&Path>, dns_available: bool) -> Res
                     Error::invalid_config("a cluster overlay needs an IPv4 --subnet")
                 })?;
                 p["ipam"] = json!({"type": "cluster-ipam", "subnet": subnet.subnet.to_string()});
+                // Dual stack: one address of each subnet, each from this
+                // host's block of it.
+                if n.ipam.len() > 1 {
+                    p["ipam"] = json!({"type": "cluster-ipam", "subnets": subnets});
+                }
                 p["cluster"] = json!(true);
                 p["capabilities"] = json!({"mac": true});
             }
