@@ -512,11 +512,11 @@ fn root_cluster_a_partitioned_host_refuses_addresses_and_reports_reclaimed_ones(
     let links = c2.exec_ok(&["ip", "-o", "link", "show"]);
     assert!(!links.contains("eth0"), "nothing half-made: {links}");
     eprintln!("early ADD during the cut: {ip0:?}");
-    let early_files = if ip0.is_some() { 2 } else { 0 };
+    let early_files = usize::from(ip0.is_some());
     assert_eq!(
         a.lease_files(&net),
-        2 + early_files,
-        "only c1's (and c0's) lease and endpoint copy"
+        1 + early_files,
+        "only c1's (and c0's) lease, its endpoint record inside"
     );
 
     // b releases a after lease + grace, takes the block and hands out
@@ -619,8 +619,8 @@ fn root_cluster_three_member_etcd_survives_one_loss_and_fails_add_with_11_after_
     a.plugin("ADD", &net, "c3", &c3).expect_error(11);
     let links = c3.exec_ok(&["ip", "-o", "link", "show"]);
     assert!(!links.contains("eth0"), "{links}");
-    // c1 and c2: a lease and an endpoint copy each, nothing of c3.
-    assert_eq!(a.lease_files(&net), 4);
+    // c1 and c2: a lease each (its endpoint record inside), nothing of c3.
+    assert_eq!(a.lease_files(&net), 2);
 }
 
 #[test]
@@ -869,7 +869,7 @@ fn root_cluster_gc_releases_addresses_of_attachments_the_runtime_forgot() {
         .next()
         .unwrap()
         .to_string();
-    assert_eq!(a.lease_files(&net), 4);
+    assert_eq!(a.lease_files(&net), 2);
 
     // GC with only `keep` valid: `lost`'s address and endpoint go.
     let list = a.conflist(&net).unwrap();
@@ -886,11 +886,7 @@ fn root_cluster_gc_releases_addresses_of_attachments_the_runtime_forgot() {
             .in_host(a.host),
     );
     gc.run().expect_ok();
-    assert_eq!(
-        a.lease_files(&net),
-        2,
-        "only keep's lease and endpoint copy"
-    );
+    assert_eq!(a.lease_files(&net), 1, "only keep's lease");
     let mut eps = Vec::new();
     wait_until(
         "keep's endpoint alone in etcd",

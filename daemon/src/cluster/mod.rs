@@ -887,7 +887,9 @@ impl Cluster {
                 }
                 // The network's first container here: its device may be
                 // new, it gets its entries in full.
-                self.program(&plan);
+                if !plan.is_empty() {
+                    self.program(&plan);
+                }
                 Reply::ok()
             }
         }
@@ -1184,6 +1186,7 @@ impl Cluster {
         for n in leases.networks() {
             leases.drop_network(&n);
         }
+        leases.drop_pool();
         let _ = std::fs::remove_dir(leases.root());
         if let Err(e) = conf_file::remove() {
             return Reply::error(format!("removing the cluster file: {e}"));
