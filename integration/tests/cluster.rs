@@ -690,6 +690,26 @@ fn root_cluster_a_daemon_killed_right_after_add_publishes_the_endpoint_when_rest
     wait_until("b's entries gone from a", Duration::from_secs(2), || {
         !a.neighbours(vni).iter().any(|(_, m)| *m == mac_b)
     });
+    // That was b's last container: its devices went. The next one gets
+    // new devices, which get every remote entry at once.
+    let ip_a = etcd
+        .get_prefix(&format!("/cni-rs/endpoints/{net}/"))
+        .iter()
+        .find(|(_, v)| v.contains("\"host\":\"h1\""))
+        .map(|(k, _)| k.rsplit('/').next().unwrap().to_string())
+        .expect("a's endpoint");
+    let cb2 = Netns::new("ckb2");
+    b.add(&net, &cb2);
+    assert!(
+        b.neighbours(vni).contains(&(ip_a.clone(), mac_of(&ca))),
+        "b's new device has a's entries"
+    );
+    // (cb2 may have cb's old address: a's container forgets cb's MAC.)
+    forget([&ca]);
+    wait_until("b's new container reaches a", Duration::from_secs(3), || {
+        ping(&cb2, &ip_a)
+    });
+    b.del(&net, &cb2);
     a.del(&net, &ca);
     a.ok(&["network", "rm", &net]);
     a.ok(&["cluster", "leave"]);

@@ -1116,7 +1116,13 @@ impl Cluster {
                 log::error(&format!("cluster: unpublishing {ip}: {e} (retried)"));
                 self.outbox.delete(k.clone());
             }
-            self.view().apply(&Event::Delete(k));
+            // The entries learn it now, not at the watch's echo: the
+            // network's next container here must find it uncarried (its
+            // device is new then) and get a full sync.
+            let mut v = self.view();
+            v.apply(&Event::Delete(k.clone()));
+            self.entries()
+                .follow_key(&v, &k, &mut entries::Plan::default());
         }
         Reply::ok()
     }
