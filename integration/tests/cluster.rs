@@ -706,9 +706,11 @@ fn root_cluster_a_daemon_killed_right_after_add_publishes_the_endpoint_when_rest
     );
     // (cb2 may have cb's old address: a's container forgets cb's MAC.)
     forget([&ca]);
-    wait_until("b's new container reaches a", Duration::from_secs(3), || {
-        ping(&cb2, &ip_a)
-    });
+    wait_until(
+        "b's new container reaches a",
+        Duration::from_secs(3),
+        || ping(&cb2, &ip_a),
+    );
     b.del(&net, &cb2);
     a.del(&net, &ca);
     a.ok(&["network", "rm", &net]);

@@ -508,6 +508,33 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_overlay_asks_cluster_ipam_for_each_of_its_subnets() {
+        let mut n = net(Driver::Overlay, &[("vni", "4097")]);
+        n.cluster = true;
+        let o = &plugins(&n, None, false).unwrap()[0];
+        assert_eq!(
+            o["ipam"],
+            json!({"type": "cluster-ipam", "subnet": "10.9.0.0/24"})
+        );
+        n.ipv6 = true;
+        n.ipam.push(
+            pools::complete_pool(Pool {
+                subnet: "fd00:9::/64".parse().unwrap(),
+                ip_range: None,
+                gateway: None,
+                aux_addresses: BTreeMap::new(),
+            })
+            .unwrap(),
+        );
+        let o = &plugins(&n, None, false).unwrap()[0];
+        assert_eq!(
+            o["ipam"],
+            json!({"type": "cluster-ipam", "subnets": ["10.9.0.0/24", "fd00:9::/64"]})
+        );
+        assert_eq!(o["cluster"], true);
+    }
+
+    #[test]
     fn values_the_kernel_would_refuse_are_refused_at_create() {
         type Case<'a> = (Driver, &'a [(&'a str, &'a str)], &'a str);
         let cases: &[Case] = &[
