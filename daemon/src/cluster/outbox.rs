@@ -117,14 +117,22 @@ impl Outbox {
         self.wishes().len()
     }
 
-    /// Carry out every queued wish, one at a time. A failure puts the wish
-    /// back (unless a newer one replaced it) and stops.
+    /// Carry out every queued wish, one at a time. A failed one is put
+    /// back (unless a newer one replaced it) for the pusher's next round;
+    /// the store out of reach stops the round, a refusal only skips it.
     pub async fn drain(&self, etcd: &Etcd) -> Result<(), EtcdError> {
+        let mut skip = std::collections::BTreeSet::new();
+        let mut failed = None;
         loop {
+            // Held from taking the wish to putting it back on failure, so
+            // a `withdraw` never misses it.
             let _flight = self.flight.lock().await;
-            let Some((key, wish)) = self.wishes().pop_first() else {
-                return Ok(());
+            let next = {
+                let mut w = self.wishes();
+                let k = w.keys().find(|k| !skip.contains(*k)).cloned();
+                k.and_then(|k| w.remove_entry(&k))
             };
+            let Some((key, wish)) = next else { break };
             let done = match (&wish.value, &wish.guard) {
                 (Some(v), Some((g, gv))) => match etcd.put_if(&key, v, g, gv).await {
                     Ok(false) => {
@@ -136,12 +144,27 @@ impl Outbox {
                 (Some(v), None) => etcd.put(&key, v, None).await,
                 (None, _) => etcd.delete(&key).await,
             };
-            if let Err(e) = done {
-                self.set_failing(true);
-                self.wishes().entry(key).or_insert(wish);
-                return Err(e);
+            match done {
+                Ok(()) => self.set_failing(false),
+                Err(e) => {
+                    let unreachable = matches!(e, EtcdError::Unreachable(_));
+                    if unreachable {
+                        self.set_failing(true);
+                    } else {
+                        log::error(&format!("cluster: etcd refused {key}: {e} (retried)"));
+                    }
+                    self.wishes().entry(key.clone()).or_insert(wish);
+                    skip.insert(key);
+                    failed = Some(e);
+                    if unreachable {
+                        break;
+                    }
+                }
             }
-            self.set_failing(false);
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 }
