@@ -241,6 +241,16 @@ impl EtcdCluster {
             .collect()
     }
 
+    /// Delete one key (a test undoing what a host published).
+    pub fn del(&self, key: &str) {
+        let out = self.etcdctl(&["del", key]);
+        assert!(
+            out.status.success(),
+            "etcdctl del: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Kill member `i` (a member failure).
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.members[i].child.take() {

@@ -362,7 +362,11 @@ fn root_cluster_three_hosts_parallel_adds_survive_one_etcd_member_and_a_fourth_h
     assert!(!unique.contains(&new_ip));
     for (h, c) in late.iter().enumerate() {
         assert!(ping(&newc, &late_ips[h]), "new host cannot reach host {h}");
-        assert!(ping(c, &new_ip), "host {h} cannot reach the new host");
+        // The others learn of it through the store, a few ms after the
+        // ADD (which answers before etcd has it).
+        wait_until("the new host reachable", Duration::from_secs(2), || {
+            ping(c, &new_ip)
+        });
     }
 
     d.del(&net, &newc);
@@ -485,11 +489,35 @@ fn root_cluster_a_partitioned_host_refuses_addresses_and_reports_reclaimed_ones(
     a.host
         .ip_ok(&["route", "add", "blackhole", &format!("{etcd_ip}/32")]);
     u.hosts[0].ip_ok(&["route", "add", "blackhole", &format!("{}/32", a.ip)]);
+    // At once the host may not know yet (ADD does not wait for etcd): an
+    // ADD then succeeds with its endpoint on disk, queued for the store.
+    let c0 = Netns::new("cp0");
+    let early = a.plugin("ADD", &net, "c0", &c0);
+    let ip0 = early.success().then(|| {
+        early.json()["ips"][0]["address"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string()
+    });
+    // Once its next write or lease renewal failed, STATUS says so and ADD
+    // fails with 11, nothing half-made.
+    wait_until("STATUS reports the cut", Duration::from_secs(10), || {
+        !a.cnitool(&["status", &net]).status.success()
+    });
     let c2 = Netns::new("cp2");
     a.plugin("ADD", &net, "c2", &c2).expect_error(11);
     let links = c2.exec_ok(&["ip", "-o", "link", "show"]);
     assert!(!links.contains("eth0"), "nothing half-made: {links}");
-    assert_eq!(a.lease_files(&net), 2, "only c1's lease and endpoint copy");
+    eprintln!("early ADD during the cut: {ip0:?}");
+    let early_files = usize::from(ip0.is_some());
+    assert_eq!(
+        a.lease_files(&net),
+        1 + early_files,
+        "only c1's (and c0's) lease, its endpoint record inside"
+    );
 
     // b releases a after lease + grace, takes the block and hands out
     // what a had given c1.
@@ -529,6 +557,15 @@ fn root_cluster_a_partitioned_host_refuses_addresses_and_reports_reclaimed_ones(
     let eps = etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/{ip1}"));
     assert_eq!(eps.len(), 1);
     assert!(eps[0].1.contains("\"host\":\"h2\""), "{eps:?}");
+    // c0's queued record never landed: its block is b's now.
+    if let Some(ip0) = &ip0 {
+        let eps = etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/{ip0}"));
+        assert!(
+            !eps.iter().any(|(_, v)| v.contains("\"host\":\"h1\"")),
+            "{eps:?}"
+        );
+        a.plugin("DEL", &net, "c0", &c0).expect_ok();
+    }
 
     a.del(&net, &c1);
     b.del(&net, &c3);
@@ -568,14 +605,208 @@ fn root_cluster_three_member_etcd_survives_one_loss_and_fails_add_with_11_after_
     etcd.kill(0);
     let c2 = Netns::new("cq2");
     a.add(&net, &c2);
-    // Two of three gone: no quorum. ADD fails cleanly, nothing half-made.
+    // Two of three gone: no quorum. ADD does not wait for etcd, so the
+    // host learns it at its next write or lease renewal (a third of the
+    // lease); STATUS says so, and from then on ADD fails cleanly with 11,
+    // nothing half-made.
     etcd.kill(1);
+    wait_until(
+        "STATUS reports the store gone",
+        Duration::from_secs(20),
+        || !a.cnitool(&["status", &net]).status.success(),
+    );
     let c3 = Netns::new("cq3");
     a.plugin("ADD", &net, "c3", &c3).expect_error(11);
     let links = c3.exec_ok(&["ip", "-o", "link", "show"]);
     assert!(!links.contains("eth0"), "{links}");
-    // c1 and c2: a lease and an endpoint copy each, nothing of c3.
-    assert_eq!(a.lease_files(&net), 4);
+    // c1 and c2: a lease each (its endpoint record inside), nothing of c3.
+    assert_eq!(a.lease_files(&net), 2);
+}
+
+#[test]
+fn root_cluster_a_daemon_killed_right_after_add_publishes_the_endpoint_when_restarted() {
+    let u = Underlay::new(3, "ck");
+    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let a = Site::new(&u, 1);
+    let b = Site::new(&u, 2);
+    a.join(&etcd, true);
+    b.join(&etcd, false);
+    let net = unique_id("cknet");
+    a.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.93.0.0/24",
+        &net,
+    ]);
+    wait_until("the conflist on b", Duration::from_secs(3), || {
+        b.conflist(&net).is_some()
+    });
+    let vni = a.conflist(&net).unwrap()["plugins"][0]["vni"]
+        .as_u64()
+        .unwrap();
+    let ca = Netns::new("cka");
+    let cb = Netns::new("ckb");
+    a.add(&net, &ca);
+    let ip_b = b.add(&net, &cb);
+    let mac_b = mac_of(&cb);
+
+    // ADD was answered once b's daemon had the endpoint on disk; kill it
+    // at once, and take the key out of etcd in case the push got out
+    // first: the store is now as if the daemon died before pushing.
+    let pid = b.daemon_pid().expect("b's daemon runs");
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    assert!(killed.is_ok_and(|s| s.success()), "kill b's daemon");
+    wait_until("b's daemon gone", Duration::from_secs(2), || {
+        b.daemon_pid() != Some(pid)
+    });
+    let k = format!("/cni-rs/endpoints/{net}/{ip_b}");
+    etcd.del(&k);
+    wait_until("a forgot b's container", Duration::from_secs(2), || {
+        !a.neighbours(vni).contains(&(ip_b.clone(), mac_b.clone()))
+    });
+    assert!(!ping(&ca, &ip_b), "reachable without its entries");
+    forget([&ca]);
+
+    // Any request starts b's daemon again; its first read of the store
+    // publishes every endpoint it recorded and etcd lacks.
+    b.ok(&["cluster", "ls"]);
+    wait_until("the endpoint back in etcd", Duration::from_secs(5), || {
+        etcd.get_prefix(&k)
+            .iter()
+            .any(|(_, v)| v.contains("\"host\":\"h2\"") && v.contains(&mac_b))
+    });
+    wait_until("a reaches b's container", Duration::from_secs(3), || {
+        ping(&ca, &ip_b)
+    });
+
+    // DEL unpublishes it for good.
+    b.del(&net, &cb);
+    assert_eq!(etcd.get_prefix(&k), vec![]);
+    wait_until("b's entries gone from a", Duration::from_secs(2), || {
+        !a.neighbours(vni).iter().any(|(_, m)| *m == mac_b)
+    });
+    // That was b's last container: its devices went. The next one gets
+    // new devices, which get every remote entry at once.
+    let ip_a = etcd
+        .get_prefix(&format!("/cni-rs/endpoints/{net}/"))
+        .iter()
+        .find(|(_, v)| v.contains("\"host\":\"h1\""))
+        .map(|(k, _)| k.rsplit('/').next().unwrap().to_string())
+        .expect("a's endpoint");
+    let cb2 = Netns::new("ckb2");
+    b.add(&net, &cb2);
+    assert!(
+        b.neighbours(vni).contains(&(ip_a.clone(), mac_of(&ca))),
+        "b's new device has a's entries"
+    );
+    // (cb2 may have cb's old address: a's container forgets cb's MAC.)
+    forget([&ca]);
+    wait_until(
+        "b's new container reaches a",
+        Duration::from_secs(3),
+        || ping(&cb2, &ip_a),
+    );
+    b.del(&net, &cb2);
+    a.del(&net, &ca);
+    a.ok(&["network", "rm", &net]);
+    a.ok(&["cluster", "leave"]);
+    b.ok(&["cluster", "leave"]);
+    assert_eq!(keys_of(&etcd, "h2"), vec![]);
+}
+
+#[test]
+fn root_cluster_dual_stack_overlay_cuts_its_ipv6_subnet_into_blocks_too() {
+    let u = Underlay::new(3, "c6");
+    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let a = Site::new(&u, 1);
+    let b = Site::new(&u, 2);
+    a.join(&etcd, true);
+    b.join(&etcd, false);
+    let net = unique_id("c6net");
+    let (v4, v6) = ("10.92.0.0/24", "fd00:92::/64");
+    a.ok(&[
+        "network", "create", "-d", "overlay", "--ipv6", "--subnet", v4, "--subnet", v6, &net,
+    ]);
+    wait_until("the conflist on b", Duration::from_secs(3), || {
+        b.conflist(&net).is_some()
+    });
+    let plugin = b.conflist(&net).unwrap()["plugins"][0].clone();
+    assert_eq!(plugin["ipam"]["subnets"], serde_json::json!([v4, v6]));
+    let vni = plugin["vni"].as_u64().unwrap();
+
+    let ips_of = |v: serde_json::Value| -> Vec<String> {
+        v["ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                i["address"]
+                    .as_str()
+                    .unwrap()
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let ca = Netns::new("c6a");
+    let cb = Netns::new("c6b");
+    let ia = ips_of(a.plugin("ADD", &net, "c6a", &ca).expect_ok_json());
+    let ib = ips_of(b.plugin("ADD", &net, "c6b", &cb).expect_ok_json());
+    for ips in [&ia, &ib] {
+        assert_eq!(ips.len(), 2, "one address of each family: {ips:?}");
+        assert!(ips[0].starts_with("10.92.0."), "{ips:?}");
+        assert!(ips[1].starts_with("fd00:92::"), "{ips:?}");
+    }
+    assert_ne!(ia, ib);
+    // Each host holds a /26 of the IPv4 subnet and a /122 of the IPv6 one.
+    let blocks = etcd.get_prefix(&format!("/cni-rs/blocks/{net}/"));
+    let v6_owners: BTreeSet<&str> = blocks
+        .iter()
+        .filter(|(k, _)| k.ends_with("_122"))
+        .map(|(_, h)| h.as_str())
+        .collect();
+    assert_eq!(v6_owners, BTreeSet::from(["h1", "h2"]), "{blocks:?}");
+    assert_eq!(blocks.len(), 4, "{blocks:?}");
+
+    // Both addresses are endpoints, with neighbour entries on the other
+    // host, and both families cross.
+    let mac_b = mac_of(&cb);
+    wait_until(
+        "b's two neighbour entries on a",
+        Duration::from_secs(2),
+        || {
+            let n = a.neighbours(vni);
+            ib.iter().all(|ip| n.contains(&(ip.clone(), mac_b.clone())))
+        },
+    );
+    for ip in &ib {
+        wait_until("a reaches b", Duration::from_secs(3), || ping(&ca, ip));
+    }
+    assert!(ping(&cb, &ia[1]), "b cannot reach {} on a", ia[1]);
+
+    a.plugin("DEL", &net, "c6a", &ca).expect_ok();
+    b.plugin("DEL", &net, "c6b", &cb).expect_ok();
+    assert_eq!(
+        etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/")),
+        vec![]
+    );
+    assert_eq!(a.lease_files(&net) + b.lease_files(&net), 0);
+    a.ok(&["network", "rm", &net]);
+    a.ok(&["cluster", "leave"]);
+    b.ok(&["cluster", "leave"]);
+    let left: Vec<(String, String)> = etcd
+        .get_prefix("/cni-rs/")
+        .into_iter()
+        .filter(|(k, _)| k != "/cni-rs/cluster")
+        .collect();
+    assert_eq!(left, vec![]);
 }
 
 /// What the resolver in `from` answers for `name` (A records).
@@ -660,7 +891,7 @@ fn root_cluster_gc_releases_addresses_of_attachments_the_runtime_forgot() {
         .next()
         .unwrap()
         .to_string();
-    assert_eq!(a.lease_files(&net), 4);
+    assert_eq!(a.lease_files(&net), 2);
 
     // GC with only `keep` valid: `lost`'s address and endpoint go.
     let list = a.conflist(&net).unwrap();
@@ -677,13 +908,16 @@ fn root_cluster_gc_releases_addresses_of_attachments_the_runtime_forgot() {
             .in_host(a.host),
     );
     gc.run().expect_ok();
-    assert_eq!(
-        a.lease_files(&net),
-        2,
-        "only keep's lease and endpoint copy"
+    assert_eq!(a.lease_files(&net), 1, "only keep's lease");
+    let mut eps = Vec::new();
+    wait_until(
+        "keep's endpoint alone in etcd",
+        Duration::from_secs(2),
+        || {
+            eps = etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/"));
+            eps.len() == 1
+        },
     );
-    let eps = etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/"));
-    assert_eq!(eps.len(), 1);
     assert!(!eps[0].0.ends_with(&lost_ip), "{eps:?}");
 
     a.plugin("DEL", &net, "keep", &keep).expect_ok();
@@ -763,10 +997,9 @@ fn root_cluster_over_tls_with_client_certificates() {
     wait_until("b reachable from a", Duration::from_secs(2), || {
         ping(&ca_ns, &ip_b)
     });
-    assert_eq!(
-        etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/")).len(),
-        2
-    );
+    wait_until("both endpoints in etcd", Duration::from_secs(2), || {
+        etcd.get_prefix(&format!("/cni-rs/endpoints/{net}/")).len() == 2
+    });
 
     a.del(&net, &ca_ns);
     b.del(&net, &cb_ns);

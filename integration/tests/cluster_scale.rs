@@ -25,6 +25,24 @@ fn env_num(k: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and
+    // stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    f.get(11)
+        .zip(f.get(12))
+        .map(|(u, s)| (u + s) / tick)
+        .unwrap_or(0.0)
+}
+
 fn num(v: &serde_json::Value, k: &str) -> f64 {
     v[k].as_f64().unwrap_or(0.0)
 }
@@ -62,6 +80,10 @@ fn cluster_scale_run() {
         .as_u64()
         .unwrap();
     let before: Vec<serde_json::Value> = sites.iter().map(Site::stats).collect();
+    let cpu_before: Vec<f64> = sites
+        .iter()
+        .map(|s| s.daemon_pid().map(cpu_seconds).unwrap_or(0.0))
+        .collect();
 
     let ctrs: Vec<Vec<Netns>> = (0..hosts)
         .map(|h| {
@@ -94,10 +116,17 @@ fn cluster_scale_run() {
             .count()
     };
     wait_until("every host converged", Duration::from_secs(120), || {
-        sites.iter().all(|s| static_entries(s) >= want_static)
+        sites
+            .iter()
+            .all(|s| static_entries(s) >= want_static && s.neighbours(vni).len() >= want_static)
     });
     let converged = started.elapsed();
     let after: Vec<serde_json::Value> = sites.iter().map(Site::stats).collect();
+    let cpu: Vec<f64> = sites
+        .iter()
+        .zip(&cpu_before)
+        .map(|(s, b)| s.daemon_pid().map(cpu_seconds).unwrap_or(0.0) - b)
+        .collect();
     let keys = etcd.get_prefix("/cni-rs/").len();
     let calls: f64 = before
         .iter()
@@ -111,22 +140,32 @@ fn cluster_scale_run() {
         .sum();
     let rss: Vec<f64> = after.iter().map(|a| num(a, "rssKb") / 1024.0).collect();
     let fdb: Vec<usize> = sites.iter().map(|s| s.fdb(vni).len()).collect();
+    let neigh: Vec<usize> = sites.iter().map(|s| s.neighbours(vni).len()).collect();
     println!("cluster scale: {hosts} hosts, {endpoints} endpoints ({per_host} per host)");
     println!(
-        "  all ADDs done in {:.1} s; every host converged {:.1} s after the first ADD",
+        "  all ADDs done in {:.1} s; every host converged {:.1} s after the first ADD, {:.2} s after the last",
         added.as_secs_f64(),
-        converged.as_secs_f64()
+        converged.as_secs_f64(),
+        (converged - added).as_secs_f64()
     );
     println!(
-        "  forwarding entries per host: min {} max {} (static + flooding)",
+        "  forwarding entries per host: min {} max {} (static + flooding); neighbour entries: min {} max {}",
         fdb.iter().min().unwrap(),
-        fdb.iter().max().unwrap()
+        fdb.iter().max().unwrap(),
+        neigh.iter().min().unwrap(),
+        neigh.iter().max().unwrap()
     );
     println!("  etcd keys under /cni-rs/: {keys}");
     println!(
         "  etcd round trips per ADD (all hosts): {:.2}; watch events per ADD (summed over hosts): {:.1}",
         calls / endpoints as f64,
         events / endpoints as f64
+    );
+    println!(
+        "  daemon CPU during the ADDs: min {:.2} s, max {:.2} s, total {:.1} s",
+        cpu.iter().cloned().fold(f64::MAX, f64::min),
+        cpu.iter().cloned().fold(0.0, f64::max),
+        cpu.iter().sum::<f64>()
     );
     println!(
         "  daemon resident memory: min {:.1} MiB, max {:.1} MiB",

@@ -207,6 +207,28 @@ impl Etcd {
         }
     }
 
+    /// Put `key` only while `guard` holds `guard_value`, in one
+    /// transaction (an endpoint only while its block is still ours).
+    pub async fn put_if(
+        &self,
+        key: &str,
+        value: &[u8],
+        guard: &str,
+        guard_value: &[u8],
+    ) -> Result<bool> {
+        let g = b64(guard.as_bytes());
+        let r = self
+            .call(
+                "/v3/kv/txn",
+                &json!({
+                    "compare": [{"key": g, "target": "VALUE", "result": "EQUAL", "value": b64(guard_value)}],
+                    "success": [{"request_put": {"key": b64(key.as_bytes()), "value": b64(value)}}],
+                }),
+            )
+            .await?;
+        Ok(r.get("succeeded").and_then(Value::as_bool) == Some(true))
+    }
+
     /// Delete `key` only if it still holds `value` (a block or an endpoint
     /// that another host took over meanwhile stays).
     pub async fn delete_if(&self, key: &str, value: &[u8]) -> Result<bool> {

@@ -5,12 +5,17 @@
 //! endpoint (its IP -> MAC, which the device's ARP proxy answers from, so
 //! ARP is never flooded): Docker's and flannel's model, no reliance on
 //! learning. Entries the store no longer names are removed.
+//!
+//! Two ways: [`apply`] makes the changes a few store events call for
+//! (what the watch does), [`sync`] dumps the device and brings it to the
+//! whole wanted set (at start, after a watch restart, periodically).
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 
 use cni_net::netlink::{self, Mac, NeighFamily, NeighMode, Neighbour, Netlink};
 use cni_spec::Result;
+
+use super::entries::{Change, Entry, Wanted};
 
 const FLOOD: Mac = [0; 6];
 
@@ -23,15 +28,43 @@ pub fn parse_mac(s: &str) -> Option<Mac> {
     parts.next().is_none().then_some(m)
 }
 
-/// Bring `vxlan`'s remote entries to exactly `floods` + `statics`. A
-/// missing device is nothing to do (no container of the network here yet).
-pub fn sync(
-    vxlan: &str,
-    floods: &BTreeSet<IpAddr>,
-    statics: &BTreeSet<(Mac, IpAddr)>,
-    neighbours: &BTreeSet<(IpAddr, Mac)>,
-) -> Result<()> {
-    let mut nl = Netlink::new()?;
+/// Make `changes` on `vxlan`, in order: an entry already there (or
+/// already gone) is fine. A missing device is nothing to do (its last
+/// container went; the next one's publish syncs it in full).
+pub fn apply(nl: &mut Netlink, vxlan: &str, changes: &[Change]) -> Result<()> {
+    let Some(dev) = nl.link_by_name_opt(vxlan)? else {
+        return Ok(());
+    };
+    let i = dev.index;
+    for c in changes {
+        let r = match *c {
+            Change::Add(Entry::Flood(r)) => {
+                nl.add_neigh(&Neighbour::vxlan_fdb(i, FLOOD, r), NeighMode::Append)
+            }
+            Change::Add(Entry::Static(mac, r)) => {
+                nl.add_neigh(&Neighbour::vxlan_fdb(i, mac, r), NeighMode::Replace)
+            }
+            Change::Add(Entry::Neigh(ip, mac)) => {
+                nl.add_neigh(&Neighbour::static_entry(i, ip, mac), NeighMode::Replace)
+            }
+            Change::Del(Entry::Flood(r)) => nl.del_neigh(&Neighbour::vxlan_fdb(i, FLOOD, r)),
+            Change::Del(Entry::Static(mac, r)) => nl.del_neigh(&Neighbour::vxlan_fdb(i, mac, r)),
+            Change::Del(Entry::Neigh(ip, mac)) => {
+                nl.del_neigh(&Neighbour::static_entry(i, ip, mac))
+            }
+        };
+        match r {
+            Err(e) if !netlink::is_exists(&e) && !netlink::is_not_found(&e) => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Bring `vxlan`'s remote entries to exactly `want`. A missing device is
+/// nothing to do (no container of the network here yet).
+pub fn sync(nl: &mut Netlink, vxlan: &str, want: &Wanted) -> Result<()> {
+    let (floods, statics, neighbours) = (&want.floods, &want.statics, &want.neighbours);
     let Some(dev) = nl.link_by_name_opt(vxlan)? else {
         return Ok(());
     };

@@ -4,10 +4,12 @@
 //! VXLAN devices' forwarding entries), and answers the cluster requests of
 //! cnitool and the plugins ([`ClusterRequest`]): they never talk to etcd.
 
+pub mod entries;
 pub mod etcd;
 pub mod fdb;
 pub mod ipam;
 pub mod materialize;
+pub mod outbox;
 pub mod store;
 pub mod tls;
 
@@ -96,7 +98,8 @@ struct Dirty {
     conflists: bool,
     names: bool,
     all_fdb: bool,
-    fdb: BTreeSet<String>,
+    /// The forwarding entries the events add and remove.
+    plan: entries::Plan,
 }
 
 impl Dirty {
@@ -105,7 +108,7 @@ impl Dirty {
             conflists: true,
             names: true,
             all_fdb: true,
-            fdb: BTreeSet::new(),
+            plan: entries::Plan::default(),
         }
     }
 
@@ -119,10 +122,7 @@ impl Dirty {
                 self.all_fdb = true;
             }
             (Some("names"), _) => self.names = true,
-            (Some("endpoints"), Some(net)) => {
-                self.fdb.insert(net.to_string());
-            }
-            (Some("hosts"), _) => self.all_fdb = true,
+            // Endpoints and hosts: `Entries::follow_key` says what changes.
             _ => {}
         }
     }
@@ -154,6 +154,13 @@ pub struct Cluster {
     kick: tokio::sync::Notify,
     /// Watch events received, for the bench and the scale run.
     watch_events: std::sync::atomic::AtomicU64,
+    /// What the VXLAN devices must hold, followed event by event.
+    entries: Mutex<entries::Entries>,
+    /// Held while programming devices: a full sync's dump-and-diff must
+    /// not interleave with the watch's incremental changes.
+    program: Mutex<()>,
+    /// Our endpoint records on their way to etcd (ADD does not wait).
+    outbox: outbox::Outbox,
     stopped: AtomicBool,
 }
 
@@ -351,6 +358,9 @@ impl Cluster {
             .await
             .map_err(fail)?;
         let c = Arc::new(Cluster {
+            entries: Mutex::new(entries::Entries::new(&conf.host)),
+            program: Mutex::new(()),
+            outbox: outbox::Outbox::default(),
             names_sink,
             leases: tokio::sync::Mutex::new(Leases::new(state_root.join("cluster-ipam"))),
             conf,
@@ -368,6 +378,8 @@ impl Cluster {
         tokio::spawn(keepalive(Arc::downgrade(&c)));
         tokio::spawn(watch(Arc::downgrade(&c), rev));
         tokio::spawn(reaper(Arc::downgrade(&c)));
+        tokio::spawn(full_sync_every(Arc::downgrade(&c)));
+        tokio::spawn(outbox::pusher(Arc::downgrade(&c)));
         log::info(&format!(
             "cluster: {} joined as {} ({})",
             c.conf.store.join(","),
@@ -431,17 +443,12 @@ impl Cluster {
         for net in leases.networks() {
             let ips: Vec<IpAddr> = leases.of(&net).keys().copied().collect();
             for ip in ips {
-                let IpAddr::V4(v4) = ip else { continue };
                 let owner_of = |v: &View| -> Option<(String, String)> {
-                    v.blocks
-                        .get(&net)?
-                        .iter()
-                        .find_map(|(b, h)| match ipam::parse_block(b) {
-                            Some(IpNetwork::V4(n)) if n.contains(v4) => {
-                                Some((b.clone(), h.clone()))
-                            }
-                            _ => None,
-                        })
+                    v.blocks.get(&net)?.iter().find_map(|(b, h)| {
+                        ipam::parse_block(b)
+                            .filter(|n| n.contains(ip))
+                            .map(|_| (b.clone(), h.clone()))
+                    })
                 };
                 match owner_of(&fresh) {
                     Some((_, h)) if h == self.me() => {
@@ -455,10 +462,10 @@ impl Cluster {
                     }
                     Some((_, h)) => self.conflict(&net, ip, &h),
                     None => {
-                        let Some(block) = self.block_of(&net, v4) else {
+                        let Some(block) = self.block_of(&net, ip) else {
                             continue;
                         };
-                        let k = key(&["blocks", &net, &store::block_key(&IpNetwork::V4(block))]);
+                        let k = key(&["blocks", &net, &store::block_key(&block)]);
                         match self.etcd.create(&k, self.me().as_bytes(), None).await? {
                             None => {
                                 self.view().apply(&Event::Put(etcd::Kv {
@@ -481,23 +488,38 @@ impl Cluster {
         Ok(())
     }
 
-    /// The block size the network's subnet was cut with, from its conflist.
-    fn block_of(&self, net: &str, ip: std::net::Ipv4Addr) -> Option<ipnetwork::Ipv4Network> {
-        let subnet = self
-            .view()
+    /// The block of its network's subnets `ip` lies in, from the conflist
+    /// (`ipam.subnet`, or `ipam.subnets` in a dual-stack network).
+    fn block_of(&self, net: &str, ip: IpAddr) -> Option<IpNetwork> {
+        let view = self.view();
+        let ipam_conf = view
             .networks
             .get(net)?
             .get("plugins")?
             .as_array()?
             .iter()
-            .find_map(|p| {
-                p.get("ipam")?
-                    .get("subnet")?
-                    .as_str()?
-                    .parse::<ipnetwork::Ipv4Network>()
-                    .ok()
-            })?;
-        ipam::blocks(subnet, ipam::BLOCK_PREFIX).find(|b| b.contains(ip))
+            .find_map(|p| p.get("ipam"))?;
+        let one = ipam_conf.get("subnet").and_then(Value::as_str);
+        let many = ipam_conf
+            .get("subnets")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str);
+        one.into_iter()
+            .chain(many)
+            .filter_map(|s| s.parse::<IpNetwork>().ok())
+            .find_map(|s| ipam::block_containing(s, ip))
+    }
+
+    /// The store key of the block `ip` lies in, if the view knows it.
+    fn block_key_of(&self, net: &str, ip: IpAddr) -> Option<String> {
+        let v = self.view();
+        v.blocks.get(net)?.keys().find_map(|b| {
+            ipam::parse_block(b)
+                .filter(|n| n.contains(ip))
+                .map(|_| key(&["blocks", net, b]))
+        })
     }
 
     fn conflict(&self, net: &str, ip: IpAddr, holder: &str) {
@@ -580,61 +602,102 @@ impl Cluster {
         Ok(())
     }
 
-    /// Make the host follow the view: everything.
+    /// Make the host follow the view: everything, or one network's
+    /// device (its first container here: the device may be new).
     fn reconcile(&self, only: Option<&str>) {
         match only {
             Some(net) => self.follow(&Dirty {
-                fdb: BTreeSet::from([net.to_string()]),
+                plan: entries::Plan {
+                    full: BTreeSet::from([net.to_string()]),
+                    ..Default::default()
+                },
                 ..Dirty::default()
             }),
             None => self.follow(&Dirty::all()),
         }
     }
 
-    /// Make the host follow the parts of the view that changed: a batch
-    /// of endpoint events costs one forwarding sync of their network, not
-    /// a rebuild of everything.
+    fn entries(&self) -> std::sync::MutexGuard<'_, entries::Entries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Make the host follow the parts of the view that changed: an
+    /// endpoint event costs the entries it adds or removes, not a sync of
+    /// the whole device.
     fn follow(&self, d: &Dirty) {
-        let view = self.view().clone();
         if d.conflists {
-            materialize::conflists(&self.conf.conf_dir, &view.networks, self.conf.advertise);
+            let networks = self.view().networks.clone();
+            materialize::conflists(&self.conf.conf_dir, &networks, self.conf.advertise);
         }
         if d.names {
-            let remote = view
-                .names
-                .iter()
-                .filter(|(n, _)| view.networks.contains_key(*n))
-                .flat_map(|(_, m)| m.values())
-                .filter(|r| r.host != self.conf.host)
-                .map(|r| r.record.clone())
-                .collect();
+            let remote = {
+                let view = self.view();
+                view.names
+                    .iter()
+                    .filter(|(n, _)| view.networks.contains_key(*n))
+                    .flat_map(|(_, m)| m.values())
+                    .filter(|r| r.host != self.conf.host)
+                    .map(|r| r.record.clone())
+                    .collect()
+            };
             (self.names_sink)(remote);
         }
-        for net in view.networks.keys() {
-            if !d.all_fdb && !d.fdb.contains(net) {
+        if d.all_fdb {
+            self.sync_all();
+        } else if !d.plan.is_empty() {
+            self.program(&d.plan);
+        }
+    }
+
+    /// The VXLAN device of each network, by name.
+    fn devices(&self) -> std::collections::BTreeMap<String, String> {
+        let view = self.view();
+        view.networks
+            .keys()
+            .filter_map(|n| Some((n.clone(), format!("vxlan{}", view.vni(n)?))))
+            .collect()
+    }
+
+    /// Apply a plan: full syncs of the networks it names, changes to the
+    /// others.
+    fn program(&self, plan: &entries::Plan) {
+        let devices = self.devices();
+        let _one = self.program.lock().unwrap_or_else(|p| p.into_inner());
+        let mut nl = match cni_net::netlink::Netlink::new() {
+            Ok(nl) => nl,
+            Err(e) => return log::error(&format!("cluster: netlink: {e}")),
+        };
+        for (net, dev) in &devices {
+            let r = if plan.full.contains(net) {
+                let want = self.entries().wanted(net);
+                fdb::sync(&mut nl, dev, &want)
+            } else if let Some(changes) = plan.changes.get(net) {
+                fdb::apply(&mut nl, dev, changes)
+            } else {
                 continue;
+            };
+            if let Err(e) = r {
+                log::error(&format!("cluster: forwarding entries of {net}: {e}"));
             }
-            let Some(vni) = view.vni(net) else { continue };
-            // Flooding only to the live hosts that carry the network.
-            let floods: BTreeSet<IpAddr> = view
-                .endpoints
-                .get(net)
-                .into_iter()
-                .flat_map(|m| m.values())
-                .filter(|e| e.host != self.conf.host)
-                .filter_map(|e| view.alive.get(&e.host).map(|h| h.address))
-                .collect();
-            let remote: Vec<(&EndpointRec, cni_net::netlink::Mac)> = view
-                .endpoints
-                .get(net)
-                .into_iter()
-                .flat_map(|m| m.values())
-                .filter(|e| e.host != self.conf.host)
-                .filter_map(|e| Some((e, fdb::parse_mac(&e.mac)?)))
-                .collect();
-            let statics = remote.iter().map(|(e, mac)| (*mac, e.vtep)).collect();
-            let neighbours = remote.iter().map(|(e, mac)| (e.ip, *mac)).collect();
-            if let Err(e) = fdb::sync(&format!("vxlan{vni}"), &floods, &statics, &neighbours) {
+        }
+    }
+
+    /// Rebuild the wanted entries from the view and sync every device in
+    /// full: at start, after a watch restart, and periodically as a
+    /// safety net for anything the incremental path missed.
+    fn sync_all(&self) {
+        let _one = self.program.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let view = self.view();
+            *self.entries() = entries::Entries::from_view(self.me(), &view);
+        }
+        let mut nl = match cni_net::netlink::Netlink::new() {
+            Ok(nl) => nl,
+            Err(e) => return log::error(&format!("cluster: netlink: {e}")),
+        };
+        for (net, dev) in self.devices() {
+            let want = self.entries().wanted(&net);
+            if let Err(e) = fdb::sync(&mut nl, &dev, &want) {
                 log::error(&format!("cluster: forwarding entries of {net}: {e}"));
             }
         }
@@ -681,7 +744,10 @@ impl Cluster {
                     .unwrap_or_else(|p| p.into_inner())
                     .clone();
                 if conflicts.is_empty() {
-                    Reply::ok()
+                    match self.outbox.stalled() {
+                        Some(msg) => Reply::error_code(TRY_AGAIN, msg),
+                        None => Reply::ok(),
+                    }
                 } else {
                     let list: Vec<String> = conflicts
                         .iter()
@@ -767,14 +833,17 @@ impl Cluster {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .contains(&(network.clone(), ip));
-                match leases.find(&network, &owner) {
-                    Some(a) if a == ip && reclaimed => Reply::error(format!(
+                let held = leases.find_all(&network, &owner);
+                match held.iter().find(|a| **a == ip) {
+                    Some(_) if reclaimed => Reply::error(format!(
                         "{ip} was reclaimed by the cluster while this host was cut off and may \
                          now be another host's: re-create the container"
                     )),
-                    Some(a) if a == ip => Reply::ok(),
-                    Some(a) => Reply::error(format!("lease of {owner:?} is {a}, not {ip}")),
-                    None => Reply::error(format!("no lease for {owner:?} on {network}")),
+                    Some(_) => Reply::ok(),
+                    None if held.is_empty() => {
+                        Reply::error(format!("no lease for {owner:?} on {network}"))
+                    }
+                    None => Reply::error(format!("leases of {owner:?} are {held:?}, not {ip}")),
                 }
             }
             ClusterRequest::Publish {
@@ -790,29 +859,36 @@ impl Cluster {
                     vtep: self.conf.advertise,
                     container_id,
                 };
+                // A store known out of reach: fail now (code 11), as the
+                // synchronous put did, rather than queue behind it.
+                if let Some(msg) = self.outbox.stalled() {
+                    return Reply::error_code(TRY_AGAIN, msg);
+                }
                 let k = key(&["endpoints", &network, &ip.to_string()]);
                 let bytes = serde_json::to_vec(&rec).unwrap_or_default();
+                // Answered once on local disk: the pusher puts it in etcd
+                // right after, a restarted daemon republishes it.
                 if let Err(e) = self.leases.lock().await.set_endpoint(&network, ip, &bytes) {
                     return Reply::error(format!("keeping the endpoint of {ip}: {e}"));
                 }
-                if let Err(e) = self.etcd.put(&k, &bytes, None).await {
-                    return fail(e);
-                }
-                let first_here = {
+                let guard = self
+                    .block_key_of(&network, ip)
+                    .map(|b| (b, self.me().as_bytes().to_vec()));
+                self.outbox.put(k.clone(), bytes.clone(), guard);
+                let mut plan = entries::Plan::default();
+                {
                     let mut v = self.view();
-                    let first = !v
-                        .endpoints
-                        .get(&network)
-                        .is_some_and(|m| m.values().any(|e| e.host == self.conf.host));
+                    let k_ref = k.clone();
                     v.apply(&Event::Put(etcd::Kv {
                         key: k,
                         value: bytes,
                     }));
-                    first
-                };
-                // The network's device may be new: give it its entries.
-                if first_here {
-                    self.reconcile(Some(&network));
+                    self.entries().follow_key(&v, &k_ref, &mut plan);
+                }
+                // The network's first container here: its device may be
+                // new, it gets its entries in full.
+                if !plan.is_empty() {
+                    self.program(&plan);
                 }
                 Reply::ok()
             }
@@ -917,33 +993,26 @@ impl Cluster {
 
     async fn ipam_add(&self, network: &str, subnet: &str, owner: &Owner) -> Reply {
         let subnet = match subnet.parse::<IpNetwork>() {
-            Ok(IpNetwork::V4(s)) => {
-                ipnetwork::Ipv4Network::new(s.network(), s.prefix()).unwrap_or(s)
-            }
-            Ok(IpNetwork::V6(_)) => {
-                return Reply::error("cluster-ipam hands out IPv4 addresses only (for now)")
-            }
+            Ok(s) => ipam::normalize(s),
             Err(e) => return Reply::error(format!("subnet {subnet:?}: {e}")),
         };
         let answer = |ip: IpAddr| Reply::with_data(json!(format!("{ip}/{}", subnet.prefix())));
         let mut leases = self.leases.lock().await;
-        if let Some(ip) = leases.find(network, owner) {
+        if let Some(ip) = leases.find(network, owner, &subnet) {
             return answer(ip);
         }
         if let Err(msg) = self.in_touch() {
             return Reply::error_code(TRY_AGAIN, msg);
         }
         // Inside the blocks we hold: no round trip.
-        let (mine, taken): (Vec<ipnetwork::Ipv4Network>, BTreeSet<String>) = {
+        let (mine, taken): (Vec<IpNetwork>, BTreeSet<String>) = {
             let v = self.view();
             let blocks = v.blocks.get(network).cloned().unwrap_or_default();
             let mine = blocks
                 .iter()
                 .filter(|(_, h)| *h == self.me())
-                .filter_map(|(b, _)| match ipam::parse_block(b) {
-                    Some(IpNetwork::V4(b)) if subnet.contains(b.network()) => Some(b),
-                    _ => None,
-                })
+                .filter_map(|(b, _)| ipam::parse_block(b))
+                .filter(|b| subnet.contains(b.network()))
                 .collect();
             (mine, blocks.keys().cloned().collect())
         };
@@ -955,8 +1024,8 @@ impl Cluster {
             }
         }
         // Claim a new block.
-        for b in ipam::blocks(subnet, ipam::BLOCK_PREFIX) {
-            let bk = store::block_key(&IpNetwork::V4(b));
+        for b in ipam::blocks_of(subnet) {
+            let bk = store::block_key(&b);
             if taken.contains(&bk) {
                 continue;
             }
@@ -990,12 +1059,11 @@ impl Cluster {
         &self,
         leases: &mut Leases,
         network: &str,
-        subnet: ipnetwork::Ipv4Network,
-        block: ipnetwork::Ipv4Network,
+        subnet: IpNetwork,
+        block: IpNetwork,
         owner: &Owner,
     ) -> std::io::Result<Option<IpAddr>> {
-        for a in ipam::usable(subnet, block) {
-            let ip = IpAddr::V4(a);
+        for ip in ipam::usable_of(subnet, block) {
             if leases.of(network).contains_key(&ip) {
                 continue;
             }
@@ -1006,11 +1074,20 @@ impl Cluster {
         Ok(None)
     }
 
+    /// Release every address the owner holds (one per family).
     async fn ipam_del(&self, network: &str, owner: &Owner) -> Reply {
+        let held = self.leases.lock().await.find_all(network, owner);
+        for ip in held {
+            let r = self.release(network, ip).await;
+            if !r.ok {
+                return r;
+            }
+        }
+        Reply::ok()
+    }
+
+    async fn release(&self, network: &str, ip: IpAddr) -> Reply {
         let mut leases = self.leases.lock().await;
-        let Some(ip) = leases.find(network, owner) else {
-            return Reply::ok();
-        };
         if let Err(e) = leases.release(network, ip) {
             return Reply::error(format!("removing the lease of {ip}: {e}"));
         }
@@ -1032,14 +1109,20 @@ impl Cluster {
             .and_then(|m| m.get(&ip.to_string()))
             .is_none_or(|e| e.host == self.me());
         if ours {
-            // Unreachable: the lease is gone already; the next resync
-            // removes the endpoint no lease backs.
+            // A put of it still queued is taken back, one in flight waited
+            // for: the delete is the last word on the key.
+            let _flight = self.outbox.withdraw(&k).await;
             if let Err(e) = self.etcd.delete(&k).await {
-                log::error(&format!(
-                    "cluster: unpublishing {ip}: {e} (retried at resync)"
-                ));
+                log::error(&format!("cluster: unpublishing {ip}: {e} (retried)"));
+                self.outbox.delete(k.clone());
             }
-            self.view().apply(&Event::Delete(k));
+            // The entries learn it now, not at the watch's echo: the
+            // network's next container here must find it uncarried (its
+            // device is new then) and get a full sync.
+            let mut v = self.view();
+            v.apply(&Event::Delete(k.clone()));
+            self.entries()
+                .follow_key(&v, &k, &mut entries::Plan::default());
         }
         Reply::ok()
     }
@@ -1053,6 +1136,8 @@ impl Cluster {
                 "this host still has {held} endpoint(s) on cluster networks: remove them or use --force"
             ));
         }
+        // Nothing queued may land after the deletes below.
+        let _flight = self.outbox.clear().await;
         let (kvs, _) = match self.etcd.range_prefix(PREFIX).await {
             Ok(r) => r,
             Err(e) => return fail(e),
@@ -1107,6 +1192,7 @@ impl Cluster {
         for n in leases.networks() {
             leases.drop_network(&n);
         }
+        leases.drop_pool();
         let _ = std::fs::remove_dir(leases.root());
         if let Err(e) = conf_file::remove() {
             return Reply::error(format!("removing the cluster file: {e}"));
@@ -1138,8 +1224,10 @@ async fn keepalive(c: std::sync::Weak<Cluster>) {
         if failing && answer.is_ok() {
             log::info("cluster: the store answers again: watching from a fresh read");
             c.kick.notify_one();
+            c.outbox.retry_now();
         }
         failing = answer.is_err();
+        c.outbox.set_failing(failing);
         match answer {
             Ok(true) => *c.renewed.lock().unwrap_or_else(|p| p.into_inner()) = asked,
             Ok(false) => {
@@ -1226,12 +1314,15 @@ async fn watch(c: std::sync::Weak<Cluster>, mut rev: i64) {
                         let mut dirty = Dirty::default();
                         {
                             let mut v = cl.view();
+                            let mut ent = cl.entries();
                             for e in &events {
                                 v.apply(e);
-                                dirty.note(match e {
+                                let k = match e {
                                     Event::Put(kv) => &kv.key,
                                     Event::Delete(k) => k,
-                                });
+                                };
+                                dirty.note(k);
+                                ent.follow_key(&v, k, &mut dirty.plan);
                             }
                         }
                         cl.follow(&dirty);
@@ -1303,6 +1394,21 @@ async fn reaper(c: std::sync::Weak<Cluster>) {
     }
 }
 
+/// How often every device is synced in full, whatever the watch did.
+const FULL_SYNC_EVERY: Duration = Duration::from_secs(60);
+
+/// The safety net of incremental programming: a periodic full sync.
+async fn full_sync_every(c: std::sync::Weak<Cluster>) {
+    loop {
+        tokio::time::sleep(FULL_SYNC_EVERY).await;
+        let Some(c) = c.upgrade() else { return };
+        if c.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        c.sync_all();
+    }
+}
+
 /// This process's resident memory (VmRSS), in KiB.
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -1324,14 +1430,12 @@ mod tests {
         let mut d = Dirty::default();
         d.note("/cni-rs/endpoints/ov/10.0.0.2");
         d.note("/cni-rs/blocks/ov/10.0.0.0_26");
+        d.note("/cni-rs/hosts/h2");
         assert!(!d.conflists && !d.names && !d.all_fdb);
-        assert_eq!(d.fdb, BTreeSet::from(["ov".to_string()]));
         d.note("/cni-rs/names/ov/c-eth0");
         assert!(d.names && !d.conflists);
-        d.note("/cni-rs/hosts/h2");
-        assert!(d.all_fdb && !d.conflists);
         d.note("/cni-rs/networks/ov");
-        assert!(d.conflists);
+        assert!(d.conflists && d.all_fdb);
     }
 
     #[test]

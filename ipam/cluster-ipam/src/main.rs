@@ -5,7 +5,9 @@
 //! one etcd transaction when they are full (see the daemon's
 //! `cluster::ipam`). Out of blocks with the store out of reach: code 11.
 //!
-//! Config: `"ipam": {"type": "cluster-ipam", "subnet": "10.0.0.0/16"}`.
+//! Config: `"ipam": {"type": "cluster-ipam", "subnet": "10.0.0.0/16"}`, or
+//! for a dual-stack network `"subnets": ["10.0.0.0/16", "fd00:1::/64"]`:
+//! one address of each subnet, all or nothing.
 
 use std::time::Duration;
 
@@ -26,15 +28,45 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct ClusterIpam;
 
-fn subnet(req: &Request) -> Result<IpNetwork> {
-    let s = req
-        .config
-        .ipam()
-        .and_then(|i| i.get("subnet"))
+fn subnets(req: &Request) -> Result<Vec<IpNetwork>> {
+    let ipam = req.config.ipam();
+    let one = ipam.and_then(|i| i.get("subnet")).and_then(Value::as_str);
+    let many: Vec<&str> = match ipam.and_then(|i| i.get("subnets")) {
+        None => Vec::new(),
+        Some(v) => v
+            .as_array()
+            .and_then(|a| a.iter().map(Value::as_str).collect::<Option<Vec<_>>>())
+            .ok_or_else(|| Error::invalid_config("ipam.subnets must be a list of CIDRs"))?,
+    };
+    let all: Vec<&str> = one.into_iter().chain(many).collect();
+    if all.is_empty() {
+        return Err(Error::invalid_config(
+            "cluster-ipam needs ipam.subnet (or ipam.subnets)",
+        ));
+    }
+    all.iter()
+        .map(|s| {
+            s.parse()
+                .map_err(|e| Error::invalid_config(format!("ipam subnet {s:?}: {e}")))
+        })
+        .collect()
+}
+
+/// One address of `subnet` from the daemon.
+fn allocate(req: &Request, subnet: IpNetwork) -> Result<IpNetwork> {
+    let data = ask(
+        req,
+        ClusterRequest::IpamAdd {
+            network: req.config.name.clone(),
+            subnet: subnet.to_string(),
+            container_id: req.container_id.clone(),
+            ifname: req.ifname.clone(),
+        },
+    )?;
+    data.as_ref()
         .and_then(Value::as_str)
-        .ok_or_else(|| Error::invalid_config("cluster-ipam needs ipam.subnet"))?;
-    s.parse()
-        .map_err(|e| Error::invalid_config(format!("ipam.subnet {s:?}: {e}")))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::io(format!("the daemon answered no address: {data:?}")))
 }
 
 fn ask(req: &Request, r: ClusterRequest) -> Result<Option<Value>> {
@@ -44,27 +76,25 @@ fn ask(req: &Request, r: ClusterRequest) -> Result<Option<Value>> {
 
 impl Plugin for ClusterIpam {
     fn add(&self, req: &Request) -> Result<CniResult> {
-        let subnet = subnet(req)?;
-        let data = ask(
-            req,
-            ClusterRequest::IpamAdd {
-                network: req.config.name.clone(),
-                subnet: subnet.to_string(),
-                container_id: req.container_id.clone(),
-                ifname: req.ifname.clone(),
-            },
-        )?;
-        let address: IpNetwork = data
-            .as_ref()
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Error::io(format!("the daemon answered no address: {data:?}")))?;
+        let mut ips = Vec::new();
+        for subnet in subnets(req)? {
+            match allocate(req, subnet) {
+                Ok(address) => ips.push(IpConfig {
+                    interface: None,
+                    address,
+                    gateway: None,
+                }),
+                Err(e) => {
+                    // All or nothing: an address of an earlier subnet goes.
+                    if !ips.is_empty() {
+                        let _ = self.del(req);
+                    }
+                    return Err(e);
+                }
+            }
+        }
         Ok(CniResult {
-            ips: vec![IpConfig {
-                interface: None,
-                address,
-                gateway: None,
-            }],
+            ips,
             ..Default::default()
         })
     }
@@ -131,7 +161,7 @@ impl Plugin for ClusterIpam {
     /// Ready unless the host is cut off from the store, and never silent
     /// about addresses the cluster reclaimed while it was.
     fn status(&self, req: &Request) -> Result<()> {
-        subnet(req)?;
+        subnets(req)?;
         if !matches!(cluster::load(), Ok(Some(_))) {
             return Err(Error::not_available("this host is not in a cluster"));
         }

@@ -299,6 +299,11 @@ pub fn plugins(n: &Network, data_dir: Option<&Path>, dns_available: bool) -> Res
                     Error::invalid_config("a cluster overlay needs an IPv4 --subnet")
                 })?;
                 p["ipam"] = json!({"type": "cluster-ipam", "subnet": subnet.subnet.to_string()});
+                // Dual stack: one address of each subnet, each from this
+                // host's block of it.
+                if n.ipam.len() > 1 {
+                    p["ipam"] = json!({"type": "cluster-ipam", "subnets": subnets});
+                }
                 p["cluster"] = json!(true);
                 p["capabilities"] = json!({"mac": true});
             }
@@ -500,6 +505,33 @@ mod tests {
             plugins(&net(Driver::Null, &[]), None, false).unwrap()[0]["type"],
             "loopback"
         );
+    }
+
+    #[test]
+    fn a_cluster_overlay_asks_cluster_ipam_for_each_of_its_subnets() {
+        let mut n = net(Driver::Overlay, &[("vni", "4097")]);
+        n.cluster = true;
+        let o = &plugins(&n, None, false).unwrap()[0];
+        assert_eq!(
+            o["ipam"],
+            json!({"type": "cluster-ipam", "subnet": "10.9.0.0/24"})
+        );
+        n.ipv6 = true;
+        n.ipam.push(
+            pools::complete_pool(Pool {
+                subnet: "fd00:9::/64".parse().unwrap(),
+                ip_range: None,
+                gateway: None,
+                aux_addresses: BTreeMap::new(),
+            })
+            .unwrap(),
+        );
+        let o = &plugins(&n, None, false).unwrap()[0];
+        assert_eq!(
+            o["ipam"],
+            json!({"type": "cluster-ipam", "subnets": ["10.9.0.0/24", "fd00:9::/64"]})
+        );
+        assert_eq!(o["cluster"], true);
     }
 
     #[test]

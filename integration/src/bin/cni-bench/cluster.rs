@@ -1,16 +1,14 @@
 //! Cluster scope: ADD and DEL of an overlay container with cluster-ipam
 //! on a 3-host cluster (etcd on a fourth fake host) against the same
 //! overlay with host-local on one host; the time from an ADD on host B
-//! until a container on host A reaches the new one (ping, so the
-//! resolution is a ping process, a few ms); etcd round trips per ADD
-//! (the daemon's counter).
+//! until a container on host A reaches the new one (see [`reach`]); etcd
+//! round trips per ADD (the daemon's counter).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use integration::cluster::{wait_until, Site};
 use integration::etcd::EtcdCluster;
-use integration::state::ping;
 use integration::underlay::{host_ip, Underlay};
 use integration::{unique_id, Invocation, Netns, TempDir};
 use serde_json::json;
@@ -19,6 +17,29 @@ use super::{ms, percentile, run_sample, Row, CNI_VERSION};
 
 pub const NAME: &str = "vxlan-overlay cluster-ipam, 3-host cluster";
 const CONTAINERS: usize = 60;
+
+/// Ping `ip` from `probe` until it answers: each try waits 20 ms, and a
+/// failed one forgets the unanswered ARP request, so the next try asks
+/// again rather than waiting for the kernel's ARP retry (1 s). Returns the
+/// time taken and whether the first try already answered.
+fn reach(probe: &Netns, ip: &str) -> Result<(Duration, bool)> {
+    let t = Instant::now();
+    let mut first = true;
+    loop {
+        if probe
+            .exec(&["ping", "-c1", "-W0.02", "-q", ip])
+            .status
+            .success()
+        {
+            return Ok((t.elapsed(), first));
+        }
+        first = false;
+        if t.elapsed() > Duration::from_secs(5) {
+            bail!("{ip} on host B not reachable from host A in 5 s");
+        }
+        probe.exec(&["ip", "neigh", "flush", "to", ip]);
+    }
+}
 
 fn row(label: &str, what: &str, mut lat: Vec<Duration>, rss: u64, base: Option<Duration>) -> Row {
     lat.sort();
@@ -72,8 +93,9 @@ pub fn run() -> Result<Vec<Row>> {
         .collect::<Result<_>>()?;
     let calls = |s: &Site| s.stats()["etcdCalls"].as_f64().unwrap_or(0.0);
     let before = calls(b);
-    let (mut add_c, mut add_h, mut del_c, mut del_h, mut reach) =
+    let (mut add_c, mut add_h, mut del_c, mut del_h, mut reach_t) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut first_ok = 0;
     let (mut rss_c, mut rss_h) = (0, 0);
     for (i, (cc, ch)) in ctrs.iter().enumerate() {
         let id = format!("bcl-{i}");
@@ -90,13 +112,9 @@ pub fn run() -> Result<Vec<Row>> {
             .and_then(|a| a.split('/').next())
             .context("ADD result without address")?
             .to_string();
-        let t = Instant::now();
-        while !ping(&probe, &ip) {
-            if t.elapsed() > Duration::from_secs(5) {
-                bail!("{ip} on host B not reachable from host A in 5 s");
-            }
-        }
-        reach.push(t.elapsed());
+        let (took, at_once) = reach(&probe, &ip)?;
+        reach_t.push(took);
+        first_ok += usize::from(at_once);
         let inv = b.with_env(Invocation::ours("vxlan-overlay").cni(
             "ADD",
             b.host,
@@ -134,13 +152,14 @@ pub fn run() -> Result<Vec<Row>> {
     for s in &sites {
         s.ok(&["cluster", "leave"]);
     }
-    reach.sort();
+    reach_t.sort();
     println!(
         "{NAME}: reachability from host A after ADD on host B: median {:.2} ms, p99 {:.2} ms \
-         (n {}, ping-process resolution); etcd round trips per ADD on B: {round_trips:.2}",
-        ms(percentile(&reach, 50.0)),
-        ms(percentile(&reach, 99.0)),
-        reach.len()
+         (n {}, first ping answered {first_ok}; 20 ms tries); etcd round trips per ADD on B: \
+         {round_trips:.2}",
+        ms(percentile(&reach_t, 50.0)),
+        ms(percentile(&reach_t, 99.0)),
+        reach_t.len()
     );
     let mut sorted = add_h.clone();
     sorted.sort();
