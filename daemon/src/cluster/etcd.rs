@@ -223,6 +223,22 @@ impl Etcd {
         Ok(r.get("succeeded").and_then(Value::as_bool) == Some(true))
     }
 
+    /// Put `value` at `key` only if it still holds `expected` (a task's
+    /// host writes its state back unless the task was removed meanwhile).
+    pub async fn put_if(&self, key: &str, expected: &[u8], value: &[u8]) -> Result<bool> {
+        let k = b64(key.as_bytes());
+        let r = self
+            .call(
+                "/v3/kv/txn",
+                &json!({
+                    "compare": [{"key": k, "target": "VALUE", "result": "EQUAL", "value": b64(expected)}],
+                    "success": [{"request_put": {"key": k, "value": b64(value)}}],
+                }),
+            )
+            .await?;
+        Ok(r.get("succeeded").and_then(Value::as_bool) == Some(true))
+    }
+
     pub async fn delete(&self, key: &str) -> Result<()> {
         self.call("/v3/kv/deleterange", &json!({"key": b64(key.as_bytes())}))
             .await

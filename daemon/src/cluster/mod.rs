@@ -4,10 +4,13 @@
 //! VXLAN devices' forwarding entries), and answers the cluster requests of
 //! cnitool and the plugins ([`ClusterRequest`]): they never talk to etcd.
 
+pub mod agent;
 pub mod etcd;
 pub mod fdb;
 pub mod ipam;
 pub mod materialize;
+pub mod mesh;
+pub mod services;
 pub mod store;
 pub mod tls;
 
@@ -97,6 +100,8 @@ struct Dirty {
     names: bool,
     all_fdb: bool,
     fdb: BTreeSet<String>,
+    /// Services or tasks changed: the agent looks (see `agent`).
+    services: bool,
 }
 
 impl Dirty {
@@ -106,6 +111,7 @@ impl Dirty {
             names: true,
             all_fdb: true,
             fdb: BTreeSet::new(),
+            services: true,
         }
     }
 
@@ -117,7 +123,13 @@ impl Dirty {
                 self.conflists = true;
                 self.names = true;
                 self.all_fdb = true;
+                self.services = true;
             }
+            (Some("services"), _) => {
+                self.names = true;
+                self.services = true;
+            }
+            (Some("tasks"), _) => self.services = true,
             (Some("names"), _) => self.names = true,
             (Some("endpoints"), Some(net)) => {
                 self.fdb.insert(net.to_string());
@@ -155,6 +167,8 @@ pub struct Cluster {
     /// Watch events received, for the bench and the scale run.
     watch_events: std::sync::atomic::AtomicU64,
     stopped: AtomicBool,
+    /// Runs the services' tasks, mesh and rules on this host.
+    agent: agent::Agent,
 }
 
 /// The daemon's cluster side: the membership, if any.
@@ -363,11 +377,13 @@ impl Cluster {
             kick: tokio::sync::Notify::new(),
             watch_events: Default::default(),
             stopped: AtomicBool::new(false),
+            agent: agent::Agent::new(state_root),
         });
         let rev = c.resync().await.map_err(fail)?;
         tokio::spawn(keepalive(Arc::downgrade(&c)));
         tokio::spawn(watch(Arc::downgrade(&c), rev));
         tokio::spawn(reaper(Arc::downgrade(&c)));
+        tokio::spawn(agent::run(Arc::downgrade(&c)));
         log::info(&format!(
             "cluster: {} joined as {} ({})",
             c.conf.store.join(","),
@@ -384,6 +400,10 @@ impl Cluster {
 
     fn me(&self) -> &str {
         &self.conf.host
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
     }
 
     fn view(&self) -> std::sync::MutexGuard<'_, View> {
@@ -600,7 +620,7 @@ impl Cluster {
             materialize::conflists(&self.conf.conf_dir, &view.networks, self.conf.advertise);
         }
         if d.names {
-            let remote = view
+            let mut remote: Vec<cni_dns::Record> = view
                 .names
                 .iter()
                 .filter(|(n, _)| view.networks.contains_key(*n))
@@ -608,7 +628,11 @@ impl Cluster {
                 .filter(|r| r.host != self.conf.host)
                 .map(|r| r.record.clone())
                 .collect();
+            remote.extend(agent::vip_records(&view));
             (self.names_sink)(remote);
+        }
+        if d.services {
+            self.agent.kick.notify_one();
         }
         for net in view.networks.keys() {
             if !d.all_fdb && !d.fdb.contains(net) {
@@ -643,6 +667,10 @@ impl Cluster {
     async fn handle(&self, req: ClusterRequest) -> Reply {
         match req {
             ClusterRequest::Join { .. } | ClusterRequest::Leave { .. } => Reply::ok(),
+            req @ (ClusterRequest::ServiceCreate { .. }
+            | ClusterRequest::ServiceScale { .. }
+            | ClusterRequest::ServiceRm { .. }
+            | ClusterRequest::ServiceLs) => self.service_request(req).await,
             ClusterRequest::Remove { host, force } => {
                 if host == self.me() {
                     return Reply::error("use `cluster leave` to take this host out");
@@ -736,9 +764,10 @@ impl Cluster {
                         .of(&network)
                         .values()
                         .filter(|o| {
-                            !valid
-                                .iter()
-                                .any(|(c, i)| *c == o.container_id && *i == o.ifname)
+                            !agent::is_reserved(&o.container_id, &o.ifname)
+                                && !valid
+                                    .iter()
+                                    .any(|(c, i)| *c == o.container_id && *i == o.ifname)
                         })
                         .cloned()
                         .collect()

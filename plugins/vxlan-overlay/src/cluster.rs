@@ -11,7 +11,7 @@ use cni_net::netlink::Mac;
 use cni_plugin::skel::Request;
 use cni_spec::{CniResult, Error, Result};
 
-use crate::config::Conf;
+use vxlan_overlay::config::Conf;
 
 /// Longer than the daemon's own etcd call budget, so a slow store is
 /// reported by the daemon (code 11), not by a timed-out socket.

@@ -207,6 +207,7 @@ fn rule_update(from: u8, to: u8) -> Result<Duration> {
             vip: Some(Ipv4Addr::new(10, 92, 0, 2)),
             backends,
             ports: &[],
+            mesh: None,
         };
         rules::apply(&svc(&a)).map_err(|e| anyhow::anyhow!("{e}"))?;
         let t = Instant::now();

@@ -200,11 +200,14 @@ mod tests {
                     id: format!("t{i}"),
                     name: format!("Web.{i}.t{i}"),
                     address: std::net::Ipv4Addr::new(10, 0, 0, 2 + i as u8),
+                    host: None,
                 })
                 .collect(),
             created: String::new(),
             updated: String::new(),
             version: 1,
+            constraints: Vec::new(),
+            cluster: false,
         }
     }
 

@@ -80,6 +80,19 @@ pub struct ServiceRules<'a> {
     /// Task addresses, in slot order.
     pub backends: &'a [Ipv4Addr],
     pub ports: &'a [ServicePort],
+    /// The routing mesh (a cluster's overlay): connections translated to
+    /// a task and leaving through this bridge take this host's address on
+    /// it, so a task on another host answers through the host that
+    /// translated them (the overlay has no gateway, and a plain masquerade
+    /// could pick an address the task cannot reach).
+    pub mesh: Option<Mesh<'a>>,
+}
+
+/// This host's end of a routing mesh: the overlay bridge and its address.
+#[derive(Debug, Clone, Copy)]
+pub struct Mesh<'a> {
+    pub bridge: &'a str,
+    pub address: Ipv4Addr,
 }
 
 fn validate_id(id: &str) -> Result<()> {
@@ -199,6 +212,24 @@ impl ServiceRules<'_> {
             out.push(rule(
                 nat_table::POSTROUTING,
                 comment(&tag, "masq-localhost", self.name),
+                e,
+            ));
+        }
+        if let (Some(m), true) = (self.mesh, n > 0) {
+            let mut e = ipv4().to_vec();
+            e.extend([
+                expr::meta(expr::META_OIFNAME, expr::REG_1),
+                expr::cmp(expr::CMP_EQ, expr::REG_1, &expr::ifname_bytes(m.bridge)),
+            ]);
+            e.extend(expr::ct_status_dnat(expr::REG_1));
+            e.extend([
+                expr::counter(),
+                expr::immediate(expr::REG_1, &m.address.octets()),
+                expr::snat_addr(NFPROTO_IPV4, expr::REG_1),
+            ]);
+            out.push(rule(
+                nat_table::POSTROUTING,
+                comment(&tag, &format!("mesh {} {}", m.bridge, m.address), self.name),
                 e,
             ));
         }
@@ -474,6 +505,7 @@ mod tests {
             vip: Some(Ipv4Addr::new(10, 0, 0, 2)),
             backends,
             ports,
+            mesh: None,
         }
     }
 

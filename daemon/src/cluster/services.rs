@@ -1,0 +1,472 @@
+//! Services on cluster networks, the manager's side (swarm's): `service
+//! create|scale|rm|ls` from any host's cnitool. The service and its tasks
+//! live in the store (`services/<name>`, `tasks/<name>/<slot>`); a task is
+//! placed on a host by swarm's spread (fewest tasks of the service first,
+//! ties by name, Docker's `node.hostname` constraints honoured), and that
+//! host's agent (`agent`) runs it and writes its address back. Published
+//! ports are claimed cluster-wide, one create-if-absent transaction per
+//! `ports/<proto>/<port>`, so two hosts never publish one port twice.
+//! `create` and `scale` answer once every new task runs (bounded); a
+//! failed `create` takes back what it wrote, and the agents undo the rest.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use cni_cnm::model::now_rfc3339;
+use cni_cnm::services::cluster::{parse_constraint, place, ClusterSpec, ClusterTask};
+use cni_cnm::services::model::{self, vip_owner, EndpointMode, Port, Service};
+use cni_dns::control::{ClusterRequest, Reply};
+use cni_net::firewall::portmap::PORT_TAKEN;
+use cni_net::firewall::services as rules;
+use serde_json::{json, Value};
+
+use super::etcd::{Event, Kv};
+use super::ipam::Owner;
+use super::store::{key, View};
+use super::{fail, Cluster};
+use crate::log;
+
+/// How long `create` and `scale` wait for the agents to run new tasks.
+const TASKS_WAIT: Duration = Duration::from_secs(60);
+/// How long `rm` waits for the hosts to take the service's endpoints off
+/// the overlay (so the network can be removed right after).
+const RM_WAIT: Duration = Duration::from_secs(15);
+/// Published ports Docker picks from when `-p TARGET` names none.
+const AUTO_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
+
+/// The IPAM owner of a service's virtual IP (the creating host's lease).
+pub fn vip_lease(id: &str) -> Owner {
+    Owner {
+        container_id: vip_owner(id),
+        ifname: "vip".into(),
+    }
+}
+
+fn port_key(p: &Port) -> String {
+    key(&["ports", p.proto(), &p.published.to_string()])
+}
+
+fn invalid(msg: impl Into<String>) -> Reply {
+    Reply::error_code(7, msg)
+}
+
+/// The subnet of a cluster network, from its stored conflist.
+pub fn subnet_of(view: &View, network: &str) -> Option<String> {
+    view.networks
+        .get(network)?
+        .get("plugins")?
+        .as_array()?
+        .iter()
+        .find_map(|p| Some(p.get("ipam")?.get("subnet")?.as_str()?.to_string()))
+}
+
+/// A service with its running tasks (those with an address), as cnitool
+/// prints it.
+pub fn shown(view: &View, svc: &Service) -> Service {
+    let mut s = svc.clone();
+    s.tasks = view
+        .tasks
+        .get(&svc.name)
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(ClusterTask::shown)
+        .collect();
+    s
+}
+
+impl Cluster {
+    /// A write of ours, into the view before the watch brings it.
+    fn seen(&self, key: &str, value: Vec<u8>) {
+        self.view().apply(&Event::Put(Kv {
+            key: key.to_string(),
+            value,
+        }));
+        self.agent.kick.notify_one();
+    }
+
+    pub(super) async fn service_request(&self, req: ClusterRequest) -> Reply {
+        match req {
+            ClusterRequest::ServiceCreate { spec } => match serde_json::from_value(spec) {
+                Ok(spec) => self.service_create(spec).await,
+                Err(e) => invalid(format!("bad service spec: {e}")),
+            },
+            ClusterRequest::ServiceScale { name, replicas } => {
+                self.service_scale(&name, replicas).await
+            }
+            ClusterRequest::ServiceRm { name } => self.service_rm(&name).await,
+            ClusterRequest::ServiceLs => {
+                let v = self.view().clone();
+                let all: Vec<Service> = v.services.values().map(|s| shown(&v, s)).collect();
+                Reply::with_data(json!(all))
+            }
+            _ => Reply::error("not a service request"),
+        }
+    }
+
+    async fn service_create(&self, spec: ClusterSpec) -> Reply {
+        if let Err(e) = model::validate_name(&spec.name) {
+            return invalid(e.msg);
+        }
+        if spec.replicas > model::MAX_REPLICAS {
+            return invalid(format!("at most {} replicas", model::MAX_REPLICAS));
+        }
+        if spec.endpoint_mode == EndpointMode::Dnsrr && !spec.ports.is_empty() {
+            return invalid("rpc error: code = InvalidArgument desc = EndpointSpec: port published with ingress mode can't be used with dnsrr mode");
+        }
+        let mut constraints = Vec::new();
+        for c in &spec.constraints {
+            match parse_constraint(c) {
+                Ok(c) => constraints.push(c),
+                Err(e) => return invalid(e.msg),
+            }
+        }
+        let Some(subnet) = subnet_of(&self.view(), &spec.network) else {
+            return invalid(format!(
+                "network {} is not a cluster network with a subnet",
+                spec.network
+            ));
+        };
+        let id = match model::new_id() {
+            Ok(id) => id,
+            Err(e) => return Reply::error(e.msg),
+        };
+        let now = now_rfc3339();
+        let mut svc = Service {
+            id: id.clone(),
+            name: spec.name.clone(),
+            network: spec.network.clone(),
+            network_id: spec.network_id.clone(),
+            replicas: spec.replicas,
+            endpoint_mode: spec.endpoint_mode,
+            ports: Vec::new(),
+            vip: None,
+            tasks: Vec::new(),
+            created: now.clone(),
+            updated: now,
+            version: 1,
+            constraints: spec.constraints.clone(),
+            cluster: true,
+        };
+        let skey = key(&["services", &svc.name]);
+        match self.etcd.create(&skey, &to_bytes(&svc), None).await {
+            // Seen at once: this host's agent must know the service before
+            // its virtual IP is leased (it gives back leases of no service).
+            Ok(None) => self.seen(&skey, to_bytes(&svc)),
+            Ok(Some(_)) => {
+                return invalid(
+                    "rpc error: code = AlreadyExists desc = name conflicts with an existing object",
+                )
+            }
+            Err(e) => return fail(e),
+        }
+        let built = self.service_build(&mut svc, &spec, &subnet, &constraints).await;
+        if let Err(r) = built {
+            self.service_undo(&svc).await;
+            return r;
+        }
+        match self.wait_tasks(&svc.name, TASKS_WAIT).await {
+            Ok(()) => Reply::with_data(json!(shown(&self.view(), &svc))),
+            Err(msg) => {
+                self.service_undo(&svc).await;
+                Reply::error(msg)
+            }
+        }
+    }
+
+    /// Ports, virtual IP, the service's record and its tasks' placement.
+    async fn service_build(
+        &self,
+        svc: &mut Service,
+        spec: &ClusterSpec,
+        subnet: &str,
+        constraints: &[(bool, String)],
+    ) -> Result<(), Reply> {
+        let used: BTreeSet<(u16, &'static str)> = self
+            .view()
+            .services
+            .values()
+            .flat_map(|s| s.ports.iter().map(|p| (p.published, p.proto())))
+            .collect();
+        for (published, target, protocol) in &spec.ports {
+            let mut port = Port {
+                protocol: *protocol,
+                target: *target,
+                published: published.unwrap_or(0),
+            };
+            if svc
+                .ports
+                .iter()
+                .any(|o| o.published == port.published && o.proto() == port.proto())
+            {
+                return Err(invalid("rpc error: code = InvalidArgument desc = EndpointSpec: duplicate published ports provided"));
+            }
+            let candidates: Vec<u16> = match published {
+                Some(p) => vec![*p],
+                None => AUTO_PORTS
+                    .clone()
+                    .filter(|p| !used.contains(&(*p, port.proto())))
+                    .collect(),
+            };
+            let mut claimed = false;
+            for p in candidates {
+                port.published = p;
+                if svc
+                    .ports
+                    .iter()
+                    .any(|o| o.published == p && o.proto() == port.proto())
+                {
+                    continue;
+                }
+                match self
+                    .etcd
+                    .create(&port_key(&port), svc.name.as_bytes(), None)
+                    .await
+                {
+                    Ok(None) => {
+                        claimed = true;
+                        break;
+                    }
+                    Ok(Some(kv)) if published.is_some() => {
+                        return Err(Reply::error_code(
+                            PORT_TAKEN,
+                            format!(
+                                "port '{p}' is already in use by service '{}'",
+                                String::from_utf8_lossy(&kv.value)
+                            ),
+                        ))
+                    }
+                    Ok(Some(_)) => continue,
+                    Err(e) => return Err(fail(e)),
+                }
+            }
+            if !claimed {
+                return Err(invalid("no free port to publish on"));
+            }
+            svc.ports.push(port);
+        }
+        // A container's published port on this host is refused too.
+        let rule_ports: Vec<_> = svc.ports.iter().map(Port::rule).collect();
+        if let Err(e) = rules::check_ports_free(&svc.id, &rule_ports) {
+            return Err(Reply::error_code(e.code, e.msg));
+        }
+        if svc.endpoint_mode == EndpointMode::Vip {
+            let r = self
+                .ipam_add(&svc.network, subnet, &vip_lease(&svc.id))
+                .await;
+            match r.data.as_ref().and_then(Value::as_str) {
+                Some(cidr) if r.ok => svc.vip = Some(cidr.to_string()),
+                _ => return Err(r),
+            }
+        }
+        let skey = key(&["services", &svc.name]);
+        if let Err(e) = self.etcd.put(&skey, &to_bytes(svc), None).await {
+            return Err(fail(e));
+        }
+        self.seen(&skey, to_bytes(svc));
+        self.place_tasks(svc, 1, constraints).await
+    }
+
+    /// Place slots `first..=svc.replicas` on the alive hosts.
+    async fn place_tasks(
+        &self,
+        svc: &Service,
+        first: u64,
+        constraints: &[(bool, String)],
+    ) -> Result<(), Reply> {
+        let (hosts, mut counts) = {
+            let v = self.view();
+            let hosts: Vec<String> = v.alive.keys().cloned().collect();
+            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+            for t in v.tasks.get(&svc.name).into_iter().flat_map(|m| m.values()) {
+                *counts.entry(t.host.clone()).or_default() += 1;
+            }
+            (hosts, counts)
+        };
+        for slot in first..=svc.replicas {
+            let Some(host) = place(&hosts, &counts, constraints) else {
+                return Err(Reply::error(format!(
+                    "no suitable node for task {slot} of {} (constraints {:?})",
+                    svc.name, svc.constraints
+                )));
+            };
+            let id = model::new_id().map_err(|e| Reply::error(e.msg))?;
+            let t = ClusterTask {
+                slot,
+                name: format!("{}.{slot}.{id}", svc.name),
+                id,
+                host: host.clone(),
+                address: None,
+                error: None,
+            };
+            let k = key(&["tasks", &svc.name, &slot.to_string()]);
+            if let Err(e) = self.etcd.put(&k, &to_bytes(&t), None).await {
+                return Err(fail(e));
+            }
+            self.seen(&k, to_bytes(&t));
+            *counts.entry(host).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    /// Until every task of `name` runs (or one failed, or time is up).
+    async fn wait_tasks(&self, name: &str, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        loop {
+            {
+                let v = self.view();
+                let want = v.services.get(name).map(|s| s.replicas).unwrap_or(0);
+                let tasks: Vec<&ClusterTask> =
+                    v.tasks.get(name).into_iter().flat_map(|m| m.values()).collect();
+                if let Some(t) = tasks.iter().find(|t| t.error.is_some()) {
+                    return Err(format!(
+                        "task {} on {} failed: {}",
+                        t.name,
+                        t.host,
+                        t.error.as_deref().unwrap_or_default()
+                    ));
+                }
+                let running = tasks.iter().filter(|t| t.address.is_some()).count() as u64;
+                if running >= want {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the tasks of {name} did not all start within {}s",
+                    within.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Take a service out of the store: tasks first (their hosts stop
+    /// them), then its port claims and itself. Its creator's agent gives
+    /// the virtual IP back once the service is gone.
+    async fn service_undo(&self, svc: &Service) {
+        let steps = async {
+            self.etcd
+                .delete_prefix(&key(&["tasks", &svc.name, ""]))
+                .await?;
+            for p in &svc.ports {
+                self.etcd.delete_if(&port_key(p), svc.name.as_bytes()).await?;
+            }
+            self.etcd.delete(&key(&["services", &svc.name])).await
+        };
+        if let Err(e) = steps.await {
+            log::error(&format!("cluster: removing service {}: {e}", svc.name));
+        }
+        // Creation may have failed before the service record held the VIP.
+        if svc.endpoint_mode == EndpointMode::Vip {
+            let _ = self.ipam_del(&svc.network, &vip_lease(&svc.id)).await;
+        }
+    }
+
+    fn find_service(&self, key: &str) -> Result<Service, Reply> {
+        let v = self.view();
+        if let Some(s) = v.services.get(key) {
+            return Ok(s.clone());
+        }
+        let by_id: Vec<&Service> = v
+            .services
+            .values()
+            .filter(|s| !key.is_empty() && s.id.starts_with(key))
+            .collect();
+        match by_id.as_slice() {
+            [one] => Ok((*one).clone()),
+            _ => Err(invalid(format!("No such service: {key}"))),
+        }
+    }
+
+    async fn service_scale(&self, name: &str, replicas: u64) -> Reply {
+        if replicas > model::MAX_REPLICAS {
+            return invalid(format!("at most {} replicas", model::MAX_REPLICAS));
+        }
+        let mut svc = match self.find_service(name) {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
+        let constraints: Vec<(bool, String)> = svc
+            .constraints
+            .iter()
+            .filter_map(|c| parse_constraint(c).ok())
+            .collect();
+        svc.replicas = replicas;
+        svc.version += 1;
+        svc.updated = now_rfc3339();
+        if let Err(e) = self
+            .etcd
+            .put(&key(&["services", &svc.name]), &to_bytes(&svc), None)
+            .await
+        {
+            return fail(e);
+        }
+        let slots: Vec<u64> = self
+            .view()
+            .tasks
+            .get(&svc.name)
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default();
+        let current = slots.len() as u64;
+        if replicas > current {
+            let first = slots.last().copied().unwrap_or(0) + 1;
+            let wanted = Service {
+                replicas: first + (replicas - current) - 1,
+                ..svc.clone()
+            };
+            if let Err(r) = self.place_tasks(&wanted, first, &constraints).await {
+                return r;
+            }
+            if let Err(msg) = self.wait_tasks(&svc.name, TASKS_WAIT).await {
+                return Reply::error(msg);
+            }
+        } else {
+            // The highest slots go, as in swarm.
+            for slot in slots.iter().rev().take((current - replicas) as usize) {
+                let k = key(&["tasks", &svc.name, &slot.to_string()]);
+                if let Err(e) = self.etcd.delete(&k).await {
+                    return fail(e);
+                }
+            }
+        }
+        let v = self.view().clone();
+        Reply::with_data(json!(shown(&v, &svc)))
+    }
+
+    async fn service_rm(&self, name: &str) -> Reply {
+        let svc = match self.find_service(name) {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
+        let shown_svc = shown(&self.view(), &svc);
+        self.service_undo(&svc).await;
+        // Until every host took the service's endpoints off the overlay
+        // (and, with the network's last service, its mesh address).
+        let tasks: BTreeSet<Ipv4Addr> = shown_svc.tasks.iter().map(|t| t.address).collect();
+        let deadline = Instant::now() + RM_WAIT;
+        loop {
+            let done = {
+                let v = self.view();
+                let last = !v.services.values().any(|s| s.network == svc.network);
+                !v.endpoints
+                    .get(&svc.network)
+                    .into_iter()
+                    .flat_map(|m| m.values())
+                    .any(|e| {
+                        let task = matches!(e.ip, std::net::IpAddr::V4(a) if tasks.contains(&a));
+                        task || (last && super::agent::is_mesh_owner(&e.container_id))
+                    })
+            };
+            if done || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Reply::with_data(json!(shown_svc))
+    }
+}
+
+fn to_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}

@@ -1,0 +1,333 @@
+//! Services across hosts and the routing mesh, end to end: three fake
+//! hosts on one underlay (etcd inside the first), one overlay network
+//! created once, services created, scaled and removed from any host, and
+//! a fourth namespace on the underlay standing for the outside load
+//! balancer. Tasks run a small server that greets with its task name, so
+//! every connection says which task (and so which host) answered. All
+//! tests need root.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use integration::cluster::{wait_until, Site};
+use integration::cnitool::{delete_named_netns, named_netns_with_prefix};
+use integration::etcd::EtcdCluster;
+use integration::services::{ask_name, in_netns, Held, NameServer};
+use integration::underlay::{host_ip, Underlay};
+use integration::{unique_id, Netns};
+use serde_json::Value;
+
+const SUBNET: &str = "10.77.0.0/24";
+
+/// Three clustered hosts, an outside namespace, one overlay network.
+struct Mesh<'a> {
+    sites: Vec<Site<'a>>,
+    outside: &'a Netns,
+    net: String,
+    vni: u64,
+    services: std::cell::RefCell<Vec<String>>,
+    servers: std::cell::RefCell<Vec<NameServer>>,
+}
+
+struct Task {
+    name: String,
+    addr: Ipv4Addr,
+    host: String,
+}
+
+impl<'a> Mesh<'a> {
+    fn new(u: &'a Underlay, etcd: &EtcdCluster) -> Mesh<'a> {
+        let sites: Vec<Site> = (0..3).map(|i| Site::new(u, i)).collect();
+        sites[0].join(etcd, true);
+        for s in &sites[1..] {
+            s.join(etcd, false);
+        }
+        let net = unique_id("mesh");
+        sites[0].ok(&[
+            "network", "create", "-d", "overlay", "--subnet", SUBNET, &net,
+        ]);
+        for s in &sites {
+            wait_until("the conflist everywhere", Duration::from_secs(5), || {
+                s.conflist(&net).is_some()
+            });
+        }
+        let vni = sites[0].conflist(&net).unwrap()["plugins"][0]["vni"]
+            .as_u64()
+            .unwrap();
+        Mesh {
+            sites,
+            outside: &u.hosts[3],
+            net,
+            vni,
+            services: Default::default(),
+            servers: Default::default(),
+        }
+    }
+
+    /// `service create` on host `on`; returns the name and the ID printed.
+    fn create(&self, on: usize, tag: &str, extra: &[&str]) -> (String, String) {
+        let name = unique_id(tag);
+        self.services.borrow_mut().push(name.clone());
+        let mut args = vec!["service", "create", &name, "--network", &self.net];
+        args.extend_from_slice(extra);
+        let out = self.sites[on].ok(&args);
+        let id = out.lines().next().unwrap_or_default().to_string();
+        assert_eq!(id.len(), 25, "Docker's service ID: {out}");
+        assert!(out.contains("verify: Service converged"), "{out}");
+        (name, id)
+    }
+
+    fn inspect(&self, on: usize, name: &str) -> Value {
+        let v: Value =
+            serde_json::from_str(&self.sites[on].ok(&["service", "inspect", name])).unwrap();
+        v[0].clone()
+    }
+
+    fn tasks(&self, name: &str) -> Vec<Task> {
+        self.inspect(0, name)["Tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| Task {
+                name: t["Name"].as_str().unwrap().to_string(),
+                addr: t["Addresses"][0].as_str().unwrap().parse().unwrap(),
+                host: t["NodeID"].as_str().unwrap().to_string(),
+            })
+            .collect()
+    }
+
+    /// A greeting server on port 80 in each task (its name as greeting).
+    fn serve(&self, tasks: &[Task]) {
+        for t in tasks {
+            let path = PathBuf::from("/var/run/netns").join(&t.name);
+            self.servers
+                .borrow_mut()
+                .push(NameServer::start(&path, 80, &t.name).unwrap());
+        }
+    }
+
+    fn ruleset(&self, s: &Site) -> String {
+        String::from_utf8_lossy(&s.host.exec(&["nft", "-s", "list", "ruleset"]).stdout)
+            .into_owned()
+    }
+
+    fn bridge(&self) -> String {
+        format!("vxbr{}", self.vni)
+    }
+
+    /// The IPv4 addresses on this host's overlay bridge (none: no bridge).
+    fn bridge_addrs(&self, s: &Site) -> Vec<String> {
+        let out = s
+            .host
+            .exec(&["ip", "-j", "-4", "addr", "show", "dev", &self.bridge()]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| {
+                Some(format!(
+                    "{}/{}",
+                    a["local"].as_str()?,
+                    a["prefixlen"].as_u64()?
+                ))
+            })
+            .collect()
+    }
+
+    fn has_link(&self, s: &Site, name: &str) -> bool {
+        s.host.exec(&["ip", "link", "show", name]).status.success()
+    }
+}
+
+impl Drop for Mesh<'_> {
+    fn drop(&mut self) {
+        self.servers.borrow_mut().clear();
+        for name in self.services.borrow().iter() {
+            let _ = self.sites[0].cnitool(&["service", "rm", name]);
+            delete_named_netns(&named_netns_with_prefix(&format!("{name}.")));
+        }
+    }
+}
+
+/// Which task answered each of `n` connections to `addr`, from `ns`.
+fn spread(ns: &File, addr: SocketAddr, n: usize) -> BTreeMap<String, usize> {
+    in_netns(ns, move || {
+        let mut counts = BTreeMap::new();
+        for _ in 0..n {
+            let who = ask_name(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+            *counts.entry(who).or_insert(0) += 1;
+        }
+        counts
+    })
+}
+
+fn underlay_addr(i: usize, port: u16) -> SocketAddr {
+    SocketAddr::from((host_ip(i).parse::<Ipv4Addr>().unwrap(), port))
+}
+
+#[test]
+fn root_routing_mesh_reaches_tasks_on_other_hosts_and_leaves_nothing() {
+    // Hosts 0-2 are the cluster (etcd inside host 0); host 3 is outside.
+    let u = Underlay::new(4, "msh");
+    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let m = Mesh::new(&u, &etcd);
+    let outside = m.outside.open().unwrap();
+
+    // One task, never on h0; created from h0.
+    let (name, id) = m.create(
+        0,
+        "web",
+        &["--replicas", "1", "-p", "8080:80", "--constraint", "node.hostname!=h0"],
+    );
+    let tasks = m.tasks(&name);
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].host, "h1", "spread: fewest tasks, ties by name");
+    assert!(tasks[0].name.starts_with(&format!("{name}.1.")));
+    m.serve(&tasks);
+
+    // Every host carries the network now: bridge with its mesh address,
+    // the service's rules with its task.
+    for s in &m.sites {
+        let addrs = m.bridge_addrs(s);
+        assert!(
+            addrs.iter().any(|a| a.starts_with("10.77.0.") && a.ends_with("/24")),
+            "{}: mesh address on the bridge: {addrs:?}",
+            s.name
+        );
+        let rules = m.ruleset(s);
+        assert!(rules.contains(&format!("svc_{id}")), "{}: {rules}", s.name);
+        assert!(rules.contains(&tasks[0].addr.to_string()), "{rules}");
+    }
+    assert_eq!(
+        u.hosts[0].sysctl("net.ipv4.ip_forward"),
+        "1",
+        "the mesh host forwards"
+    );
+
+    // The published port on a host with no task (h0, and h2) reaches the
+    // task on h1, and the reply comes back.
+    for i in [0, 2, 1] {
+        let who = spread(&outside, underlay_addr(i, 8080), 3);
+        assert_eq!(
+            who.keys().collect::<Vec<_>>(),
+            vec![&tasks[0].name],
+            "through host {i}"
+        );
+    }
+    in_netns(&outside, {
+        let addr = underlay_addr(0, 8080);
+        move || {
+            let mut h = Held::open(addr).unwrap();
+            for i in 0..5 {
+                assert!(h.echo(&format!("over the mesh {i}")).unwrap());
+            }
+        }
+    });
+
+    // Scaled to 2 (from h2): the new task goes to h2; connections through
+    // any host reach both tasks.
+    let out = m.sites[2].ok(&["service", "scale", &format!("{name}=2")]);
+    assert!(out.starts_with(&format!("{name} scaled to 2")), "{out}");
+    let tasks = m.tasks(&name);
+    assert_eq!(tasks.len(), 2);
+    let hosts: Vec<&str> = tasks.iter().map(|t| t.host.as_str()).collect();
+    assert_eq!(hosts, ["h1", "h2"]);
+    m.serve(&tasks[1..]);
+    for s in &m.sites {
+        wait_until("rules with both tasks", Duration::from_secs(5), || {
+            m.ruleset(s).contains(&tasks[1].addr.to_string())
+        });
+    }
+    for i in 0..3 {
+        let counts = spread(&outside, underlay_addr(i, 8080), 60);
+        for t in &tasks {
+            let c = counts.get(&t.name).copied().unwrap_or(0);
+            assert!(c >= 12, "through host {i}: {} got {c} of 60: {counts:?}", t.name);
+        }
+    }
+
+    // A container on h0 (no task there) calls the service by name: its
+    // VIP, spread over the tasks on h1 and h2; tasks.NAME is the tasks.
+    let client = Netns::new("mcli");
+    m.sites[0].add_named(&m.net, &client, "client");
+    let dig = |q: &str| -> Vec<String> {
+        let out = client.exec(&["dig", "@127.0.0.11", "+short", "+time=2", "+tries=2", q]);
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with(';'))
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    let vip_cidr = m.inspect(1, &name)["Endpoint"]["VirtualIPs"][0]["Addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let vip: Ipv4Addr = vip_cidr.split('/').next().unwrap().parse().unwrap();
+    wait_until("the service name on h0", Duration::from_secs(5), || {
+        dig(&name) == vec![vip.to_string()]
+    });
+    let mut want: Vec<String> = tasks.iter().map(|t| t.addr.to_string()).collect();
+    want.sort();
+    wait_until("tasks.NAME on h0", Duration::from_secs(5), || {
+        dig(&format!("tasks.{name}")) == want
+    });
+    let cfile = client.open().unwrap();
+    let counts = spread(&cfile, SocketAddr::from((vip, 80)), 40);
+    for t in &tasks {
+        let c = counts.get(&t.name).copied().unwrap_or(0);
+        assert!(c >= 8, "VIP from h0: {} got {c} of 40: {counts:?}", t.name);
+    }
+    m.sites[0].del(&m.net, &client);
+    drop(cfile);
+    drop(client);
+
+    // rm from h1: nothing of the service is left anywhere.
+    m.servers.borrow_mut().clear();
+    assert_eq!(m.sites[1].ok(&["service", "rm", &name]).trim(), name);
+    for s in &m.sites {
+        wait_until("the mesh gone", Duration::from_secs(10), || {
+            !m.has_link(s, &m.bridge()) && !m.has_link(s, &format!("vxlan{}", m.vni))
+        });
+        let rules = m.ruleset(s);
+        assert!(
+            !rules.contains(&format!("svc_{id}")) && !rules.contains(&format!("[{name}]")),
+            "{}: {rules}",
+            s.name
+        );
+        assert!(!s.ok(&["service", "ls"]).contains(&name));
+        let records = s.dir.join("daemon").join("records").join(&m.net);
+        for e in std::fs::read_dir(&records).into_iter().flatten() {
+            let f = e.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!f.contains(&id) && !f.starts_with(&format!("{name}.")), "record {f}");
+        }
+        assert_eq!(s.lease_files(&m.net), 0, "{}: leases left", s.name);
+    }
+    let left: Vec<(String, String)> = etcd
+        .get_prefix("/cni-rs/")
+        .into_iter()
+        .filter(|(k, v)| {
+            k.contains(&name)
+                || v.contains(&name)
+                || v.contains(&id)
+                || v.contains("mesh-")
+                || k.contains("/ports/")
+        })
+        .collect();
+    assert!(left.is_empty(), "keys of the service left: {left:?}");
+    assert!(named_netns_with_prefix(&format!("{name}.")).is_empty());
+    assert!(etcd
+        .get_prefix(&format!("/cni-rs/endpoints/{}/", m.net))
+        .is_empty());
+    m.sites[2].ok(&["network", "rm", &m.net]);
+    for s in &m.sites {
+        wait_until("the network gone", Duration::from_secs(5), || {
+            s.conflist(&m.net).is_none()
+        });
+    }
+}
