@@ -110,8 +110,7 @@ impl<'a> Mesh<'a> {
     }
 
     fn ruleset(&self, s: &Site) -> String {
-        String::from_utf8_lossy(&s.host.exec(&["nft", "-s", "list", "ruleset"]).stdout)
-            .into_owned()
+        String::from_utf8_lossy(&s.host.exec(&["nft", "-s", "list", "ruleset"]).stdout).into_owned()
     }
 
     fn bridge(&self) -> String {
@@ -181,7 +180,14 @@ fn root_routing_mesh_reaches_tasks_on_other_hosts_and_leaves_nothing() {
     let (name, id) = m.create(
         0,
         "web",
-        &["--replicas", "1", "-p", "8080:80", "--constraint", "node.hostname!=h0"],
+        &[
+            "--replicas",
+            "1",
+            "-p",
+            "8080:80",
+            "--constraint",
+            "node.hostname!=h0",
+        ],
     );
     let tasks = m.tasks(&name);
     assert_eq!(tasks.len(), 1);
@@ -194,7 +200,9 @@ fn root_routing_mesh_reaches_tasks_on_other_hosts_and_leaves_nothing() {
     for s in &m.sites {
         let addrs = m.bridge_addrs(s);
         assert!(
-            addrs.iter().any(|a| a.starts_with("10.77.0.") && a.ends_with("/24")),
+            addrs
+                .iter()
+                .any(|a| a.starts_with("10.77.0.") && a.ends_with("/24")),
             "{}: mesh address on the bridge: {addrs:?}",
             s.name
         );
@@ -244,9 +252,14 @@ fn root_routing_mesh_reaches_tasks_on_other_hosts_and_leaves_nothing() {
     }
     for i in 0..3 {
         let counts = spread(&outside, underlay_addr(i, 8080), 60);
+        eprintln!("through host {i}: {counts:?}");
         for t in &tasks {
             let c = counts.get(&t.name).copied().unwrap_or(0);
-            assert!(c >= 12, "through host {i}: {} got {c} of 60: {counts:?}", t.name);
+            assert!(
+                c >= 12,
+                "through host {i}: {} got {c} of 60: {counts:?}",
+                t.name
+            );
         }
     }
 
@@ -279,6 +292,7 @@ fn root_routing_mesh_reaches_tasks_on_other_hosts_and_leaves_nothing() {
     });
     let cfile = client.open().unwrap();
     let counts = spread(&cfile, SocketAddr::from((vip, 80)), 40);
+    eprintln!("VIP {vip} from h0: {counts:?}");
     for t in &tasks {
         let c = counts.get(&t.name).copied().unwrap_or(0);
         assert!(c >= 8, "VIP from h0: {} got {c} of 40: {counts:?}", t.name);
@@ -304,7 +318,10 @@ fn root_routing_mesh_reaches_tasks_on_other_hosts_and_leaves_nothing() {
         let records = s.dir.join("daemon").join("records").join(&m.net);
         for e in std::fs::read_dir(&records).into_iter().flatten() {
             let f = e.unwrap().file_name().to_string_lossy().into_owned();
-            assert!(!f.contains(&id) && !f.starts_with(&format!("{name}.")), "record {f}");
+            assert!(
+                !f.contains(&id) && !f.starts_with(&format!("{name}.")),
+                "record {f}"
+            );
         }
         assert_eq!(s.lease_files(&m.net), 0, "{}: leases left", s.name);
     }

@@ -266,7 +266,8 @@ async fn tasks(c: &Cluster, view: &View, s: &Settings, st: &mut State) {
                 };
                 let (s2, l2) = (s.clone(), lt.clone());
                 if let Err(e) =
-                    blocking(move || svc_cluster::task_names(&s2, None, Some(&l2.for_names()))).await
+                    blocking(move || svc_cluster::task_names(&s2, None, Some(&l2.for_names())))
+                        .await
                 {
                     log::error(&format!("cluster: names of task {name}: {e}"));
                 }
@@ -484,9 +485,8 @@ pub fn vip_records(view: &View) -> Vec<cni_dns::Record> {
                 .get("plugins")
                 .and_then(|p| p.as_array())
                 .and_then(|ps| {
-                    ps.iter().find(|p| {
-                        p.get("type").and_then(|t| t.as_str()) == Some("dnsname")
-                    })
+                    ps.iter()
+                        .find(|p| p.get("type").and_then(|t| t.as_str()) == Some("dnsname"))
                 })
                 .and_then(|p| p.get("domainName"))
                 .and_then(|d| d.as_str())

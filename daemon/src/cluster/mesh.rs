@@ -147,7 +147,11 @@ impl Cluster {
     }
 
     /// Leave the mesh of `network`: endpoint and lease, address, devices.
-    pub(super) async fn mesh_down(&self, network: &str, m: &MeshHere) -> std::result::Result<(), String> {
+    pub(super) async fn mesh_down(
+        &self,
+        network: &str,
+        m: &MeshHere,
+    ) -> std::result::Result<(), String> {
         // Devices first: once the endpoint is gone, the host is out.
         let (list, address) = (m.list.clone(), m.address);
         blocking(move || devices_down(&list, address))

@@ -160,12 +160,14 @@ impl Cluster {
             }
             Err(e) => return fail(e),
         }
-        let built = self.service_build(&mut svc, &spec, &subnet, &constraints).await;
+        let built = self
+            .service_build(&mut svc, &spec, &subnet, &constraints)
+            .await;
         if let Err(r) = built {
             self.service_undo(&svc).await;
             return r;
         }
-        match self.wait_tasks(&svc.name, TASKS_WAIT).await {
+        match self.wait_tasks(&svc.name, svc.replicas, TASKS_WAIT).await {
             Ok(()) => Reply::with_data(json!(shown(&self.view(), &svc))),
             Err(msg) => {
                 self.service_undo(&svc).await;
@@ -310,14 +312,17 @@ impl Cluster {
     }
 
     /// Until every task of `name` runs (or one failed, or time is up).
-    async fn wait_tasks(&self, name: &str, within: Duration) -> Result<(), String> {
+    async fn wait_tasks(&self, name: &str, want: u64, within: Duration) -> Result<(), String> {
         let deadline = Instant::now() + within;
         loop {
             {
                 let v = self.view();
-                let want = v.services.get(name).map(|s| s.replicas).unwrap_or(0);
-                let tasks: Vec<&ClusterTask> =
-                    v.tasks.get(name).into_iter().flat_map(|m| m.values()).collect();
+                let tasks: Vec<&ClusterTask> = v
+                    .tasks
+                    .get(name)
+                    .into_iter()
+                    .flat_map(|m| m.values())
+                    .collect();
                 if let Some(t) = tasks.iter().find(|t| t.error.is_some()) {
                     return Err(format!(
                         "task {} on {} failed: {}",
@@ -350,7 +355,9 @@ impl Cluster {
                 .delete_prefix(&key(&["tasks", &svc.name, ""]))
                 .await?;
             for p in &svc.ports {
-                self.etcd.delete_if(&port_key(p), svc.name.as_bytes()).await?;
+                self.etcd
+                    .delete_if(&port_key(p), svc.name.as_bytes())
+                    .await?;
             }
             self.etcd.delete(&key(&["services", &svc.name])).await
         };
@@ -395,13 +402,11 @@ impl Cluster {
         svc.replicas = replicas;
         svc.version += 1;
         svc.updated = now_rfc3339();
-        if let Err(e) = self
-            .etcd
-            .put(&key(&["services", &svc.name]), &to_bytes(&svc), None)
-            .await
-        {
+        let skey = key(&["services", &svc.name]);
+        if let Err(e) = self.etcd.put(&skey, &to_bytes(&svc), None).await {
             return fail(e);
         }
+        self.seen(&skey, to_bytes(&svc));
         let slots: Vec<u64> = self
             .view()
             .tasks
@@ -418,7 +423,7 @@ impl Cluster {
             if let Err(r) = self.place_tasks(&wanted, first, &constraints).await {
                 return r;
             }
-            if let Err(msg) = self.wait_tasks(&svc.name, TASKS_WAIT).await {
+            if let Err(msg) = self.wait_tasks(&svc.name, replicas, TASKS_WAIT).await {
                 return Reply::error(msg);
             }
         } else {

@@ -24,7 +24,13 @@ pub fn start(cni: &CniConfig, net: &Entry, service: &str, slot: u64) -> Result<T
 
 /// [`start`] with the task ID given (a cluster's agent runs the task the
 /// store assigned to its host).
-pub fn start_as(cni: &CniConfig, net: &Entry, service: &str, slot: u64, id: String) -> Result<Task> {
+pub fn start_as(
+    cni: &CniConfig,
+    net: &Entry,
+    service: &str,
+    slot: u64,
+    id: String,
+) -> Result<Task> {
     let name = format!("{service}.{slot}.{id}");
     let sb = sandbox(&name)?;
     endpoints::create_sandbox(&sb, cni.cache.root())?;
