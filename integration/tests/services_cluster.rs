@@ -348,3 +348,113 @@ fn root_routing_mesh_reaches_tasks_on_other_hosts_and_leaves_nothing() {
         });
     }
 }
+
+#[test]
+fn root_mesh_holds_the_devices_ports_are_claimed_cluster_wide_and_dnsrr_names_tasks() {
+    let u = Underlay::new(4, "msk");
+    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let m = Mesh::new(&u, &etcd);
+    let outside = m.outside.open().unwrap();
+
+    // One task, on h2 only.
+    let (name, _) = m.create(
+        0,
+        "api",
+        &["-p", "9090:80", "--constraint", "node.hostname==h2"],
+    );
+    let tasks = m.tasks(&name);
+    assert_eq!(tasks[0].host, "h2");
+    m.serve(&tasks);
+
+    // The port is the cluster's: a second service asking for it, from
+    // another host, is refused and leaves nothing behind.
+    let taken = unique_id("dup");
+    m.services.borrow_mut().push(taken.clone());
+    let out = m.sites[1].cnitool(&[
+        "service",
+        "create",
+        &taken,
+        "--network",
+        &m.net,
+        "-p",
+        "9090:80",
+    ]);
+    assert!(!out.status.success());
+    let err =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        err.contains(&format!(
+            "port '9090' is already in use by service '{name}'"
+        )),
+        "{err}"
+    );
+    assert!(!m.sites[0].ok(&["service", "ls"]).contains(&taken));
+    assert!(named_netns_with_prefix(&format!("{taken}.")).is_empty());
+    // Docker's constraint grammar is checked before anything is made.
+    let bad = m.sites[0].cnitool(&[
+        "service",
+        "create",
+        &taken,
+        "--network",
+        &m.net,
+        "--constraint",
+        "node.hostname=h1",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("==, !="));
+
+    // A container comes and goes on h1: its DEL (the network's last port
+    // there) leaves the devices to the mesh, and the port still answers
+    // through h1.
+    let ctr = Netns::new("mctr");
+    m.sites[1].add(&m.net, &ctr);
+    m.sites[1].del(&m.net, &ctr);
+    let addrs = m.bridge_addrs(&m.sites[1]);
+    assert!(
+        addrs.iter().any(|a| a.ends_with("/24")),
+        "the mesh address stays: {addrs:?}"
+    );
+    assert!(m.has_link(&m.sites[1], &format!("vxlan{}", m.vni)));
+    let who = spread(&outside, underlay_addr(1, 9090), 3);
+    assert_eq!(who.keys().collect::<Vec<_>>(), vec![&tasks[0].name]);
+
+    // dnsrr: the name is the tasks (on h1 and h2), asked from h0.
+    let (rr, _) = m.create(
+        1,
+        "rr",
+        &[
+            "--replicas",
+            "2",
+            "--endpoint-mode",
+            "dnsrr",
+            "--constraint",
+            "node.hostname!=h0",
+        ],
+    );
+    let rr_tasks = m.tasks(&rr);
+    assert!(m.inspect(0, &rr)["Endpoint"].get("VirtualIPs").is_none());
+    let client = Netns::new("mrr");
+    m.sites[0].add_named(&m.net, &client, "rrclient");
+    let mut want: Vec<String> = rr_tasks.iter().map(|t| t.addr.to_string()).collect();
+    want.sort();
+    wait_until("the dnsrr name on h0", Duration::from_secs(5), || {
+        let out = client.exec(&["dig", "@127.0.0.11", "+short", "+time=2", "+tries=2", &rr]);
+        let mut got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        got.sort();
+        got == want
+    });
+    m.sites[0].del(&m.net, &client);
+    m.servers.borrow_mut().clear();
+    for s in [&name, &rr] {
+        m.sites[2].ok(&["service", "rm", s]);
+    }
+    for s in &m.sites {
+        wait_until("the mesh gone", Duration::from_secs(10), || {
+            !m.has_link(s, &m.bridge())
+        });
+    }
+    m.sites[0].ok(&["network", "rm", &m.net]);
+}
