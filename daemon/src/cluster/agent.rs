@@ -336,6 +336,9 @@ async fn service_rules(view: &View, st: &mut State) {
             .get(&svc.name)
             .into_iter()
             .flat_map(|t| t.values())
+            // A task of a host whose lease is gone cannot answer: no
+            // connection is sent to it (swarm reschedules; we do not yet).
+            .filter(|t| view.alive.contains_key(&t.host))
             .filter_map(|t| t.address)
             .collect();
         wanted.insert(

@@ -370,7 +370,8 @@ impl Cluster {
         }
     }
 
-    fn find_service(&self, key: &str) -> Result<Service, Reply> {
+    /// A service by name or unique ID prefix; Docker's message otherwise.
+    fn find_service(&self, key: &str) -> Result<Service, String> {
         let v = self.view();
         if let Some(s) = v.services.get(key) {
             return Ok(s.clone());
@@ -382,7 +383,7 @@ impl Cluster {
             .collect();
         match by_id.as_slice() {
             [one] => Ok((*one).clone()),
-            _ => Err(invalid(format!("No such service: {key}"))),
+            _ => Err(format!("No such service: {key}")),
         }
     }
 
@@ -392,7 +393,7 @@ impl Cluster {
         }
         let mut svc = match self.find_service(name) {
             Ok(s) => s,
-            Err(r) => return r,
+            Err(msg) => return invalid(msg),
         };
         let constraints: Vec<(bool, String)> = svc
             .constraints
@@ -442,7 +443,7 @@ impl Cluster {
     async fn service_rm(&self, name: &str) -> Reply {
         let svc = match self.find_service(name) {
             Ok(s) => s,
-            Err(r) => return r,
+            Err(msg) => return invalid(msg),
         };
         let shown_svc = shown(&self.view(), &svc);
         self.service_undo(&svc).await;
