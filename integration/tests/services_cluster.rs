@@ -403,6 +403,44 @@ fn root_mesh_holds_the_devices_ports_are_claimed_cluster_wide_and_dnsrr_names_ta
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("==, !="));
 
+    // A create that cannot place its task undoes itself: no service, no
+    // port claim, no virtual IP lease.
+    let nowhere = unique_id("nowhere");
+    m.services.borrow_mut().push(nowhere.clone());
+    let out = m.sites[0].cnitool(&[
+        "service",
+        "create",
+        &nowhere,
+        "--network",
+        &m.net,
+        "-p",
+        "9191:80",
+        "--constraint",
+        "node.hostname==nohost",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no suitable node"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys = etcd.get_prefix("/cni-rs/");
+    assert!(
+        !keys
+            .iter()
+            .any(|(k, v)| k.contains(&nowhere) || v.contains(&nowhere) || k.ends_with("/9191")),
+        "{keys:?}"
+    );
+    let vip_leases = std::fs::read_dir(m.sites[0].dir.join("daemon/cluster-ipam").join(&m.net))
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+        .filter(|b| b.contains("\"service-"))
+        .count();
+    assert_eq!(
+        vip_leases, 1,
+        "only the first service's virtual IP is leased"
+    );
+
     // A container comes and goes on h1: its DEL (the network's last port
     // there) leaves the devices to the mesh, and the port still answers
     // through h1.

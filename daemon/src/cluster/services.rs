@@ -95,11 +95,13 @@ impl Cluster {
                 self.service_scale(&name, replicas).await
             }
             ClusterRequest::ServiceRm { name } => self.service_rm(&name).await,
-            ClusterRequest::ServiceLs => {
-                let v = self.view().clone();
-                let all: Vec<Service> = v.services.values().map(|s| shown(&v, s)).collect();
-                Reply::with_data(json!(all))
-            }
+            ClusterRequest::ServiceLs => match self.services_now().await {
+                Ok(v) => {
+                    let all: Vec<Service> = v.services.values().map(|s| shown(&v, s)).collect();
+                    Reply::with_data(json!(all))
+                }
+                Err(e) => fail(e),
+            },
             _ => Reply::error("not a service request"),
         }
     }
@@ -364,15 +366,41 @@ impl Cluster {
         if let Err(e) = steps.await {
             log::error(&format!("cluster: removing service {}: {e}", svc.name));
         }
+        {
+            let mut v = self.view();
+            let slots: Vec<u64> = v
+                .tasks
+                .get(&svc.name)
+                .map(|m| m.keys().copied().collect())
+                .unwrap_or_default();
+            for slot in slots {
+                v.apply(&Event::Delete(key(&[
+                    "tasks",
+                    &svc.name,
+                    &slot.to_string(),
+                ])));
+            }
+            v.apply(&Event::Delete(key(&["services", &svc.name])));
+        }
+        self.agent.kick.notify_one();
         // Creation may have failed before the service record held the VIP.
         if svc.endpoint_mode == EndpointMode::Vip {
             let _ = self.ipam_del(&svc.network, &vip_lease(&svc.id)).await;
         }
     }
 
+    /// The services and tasks as the store holds them now (not as this
+    /// host's watch has seen them so far): a command on one host sees what
+    /// a command on another host just did.
+    async fn services_now(&self) -> Result<View, super::etcd::EtcdError> {
+        let (mut kvs, _) = self.etcd.range_prefix(&key(&["services", ""])).await?;
+        kvs.extend(self.etcd.range_prefix(&key(&["tasks", ""])).await?.0);
+        Ok(View::from_kvs(kvs))
+    }
+
     /// A service by name or unique ID prefix; Docker's message otherwise.
-    fn find_service(&self, key: &str) -> Result<Service, String> {
-        let v = self.view();
+    async fn find_service(&self, key: &str) -> Result<Service, Reply> {
+        let v = self.services_now().await.map_err(fail)?;
         if let Some(s) = v.services.get(key) {
             return Ok(s.clone());
         }
@@ -383,7 +411,7 @@ impl Cluster {
             .collect();
         match by_id.as_slice() {
             [one] => Ok((*one).clone()),
-            _ => Err(format!("No such service: {key}")),
+            _ => Err(invalid(format!("No such service: {key}"))),
         }
     }
 
@@ -391,9 +419,9 @@ impl Cluster {
         if replicas > model::MAX_REPLICAS {
             return invalid(format!("at most {} replicas", model::MAX_REPLICAS));
         }
-        let mut svc = match self.find_service(name) {
+        let mut svc = match self.find_service(name).await {
             Ok(s) => s,
-            Err(msg) => return invalid(msg),
+            Err(r) => return r,
         };
         let constraints: Vec<(bool, String)> = svc
             .constraints
@@ -408,12 +436,14 @@ impl Cluster {
             return fail(e);
         }
         self.seen(&skey, to_bytes(&svc));
-        let slots: Vec<u64> = self
-            .view()
-            .tasks
-            .get(&svc.name)
-            .map(|m| m.keys().copied().collect())
-            .unwrap_or_default();
+        let slots: Vec<u64> = match self.services_now().await {
+            Ok(v) => v
+                .tasks
+                .get(&svc.name)
+                .map(|m| m.keys().copied().collect())
+                .unwrap_or_default(),
+            Err(e) => return fail(e),
+        };
         let current = slots.len() as u64;
         if replicas > current {
             let first = slots.last().copied().unwrap_or(0) + 1;
@@ -441,11 +471,14 @@ impl Cluster {
     }
 
     async fn service_rm(&self, name: &str) -> Reply {
-        let svc = match self.find_service(name) {
+        let svc = match self.find_service(name).await {
             Ok(s) => s,
-            Err(msg) => return invalid(msg),
+            Err(r) => return r,
         };
-        let shown_svc = shown(&self.view(), &svc);
+        let shown_svc = match self.services_now().await {
+            Ok(v) => shown(&v, &svc),
+            Err(e) => return fail(e),
+        };
         self.service_undo(&svc).await;
         // Until every host took the service's endpoints off the overlay
         // (and, with the network's last service, its mesh address).
@@ -475,4 +508,76 @@ impl Cluster {
 
 fn to_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::etcd::Event;
+    use super::super::Dirty;
+    use super::*;
+
+    fn put(k: &str, v: &str) -> Event {
+        Event::Put(Kv {
+            key: k.into(),
+            value: v.as_bytes().to_vec(),
+        })
+    }
+
+    #[test]
+    fn services_and_tasks_wake_the_agent_and_only_services_change_names() {
+        let mut d = Dirty::default();
+        d.note("/cni-rs/tasks/web/1");
+        assert!(d.services && !d.names);
+        let mut d = Dirty::default();
+        d.note("/cni-rs/services/web");
+        assert!(d.services && d.names && !d.conflists);
+        let mut d = Dirty::default();
+        d.note("/cni-rs/ports/tcp/8080");
+        assert!(!d.services && !d.names);
+    }
+
+    #[test]
+    fn the_view_keeps_services_and_shows_running_tasks_only() {
+        let mut v = View::default();
+        v.apply(&put(
+            "/cni-rs/networks/ov",
+            r#"{"plugins":[{"type":"vxlan-overlay","ipam":{"type":"cluster-ipam","subnet":"10.9.0.0/24"}}]}"#,
+        ));
+        v.apply(&put(
+            "/cni-rs/services/web",
+            r#"{"id":"abc","name":"web","network":"ov","network_id":"n","replicas":2,
+                "endpoint_mode":"vip","vip":"10.9.0.2/24","created":"","updated":"","version":1,
+                "cluster":true}"#,
+        ));
+        v.apply(&put(
+            "/cni-rs/tasks/web/1",
+            r#"{"slot":1,"id":"t1","name":"web.1.t1","host":"h1","address":"10.9.0.3"}"#,
+        ));
+        v.apply(&put(
+            "/cni-rs/tasks/web/2",
+            r#"{"slot":2,"id":"t2","name":"web.2.t2","host":"h2"}"#,
+        ));
+        assert_eq!(subnet_of(&v, "ov").as_deref(), Some("10.9.0.0/24"));
+        let s = shown(&v, &v.services["web"]);
+        assert_eq!(s.tasks.len(), 1, "a task without an address is not running");
+        assert_eq!(s.tasks[0].host.as_deref(), Some("h1"));
+        let names = super::super::agent::vip_records(&v);
+        assert_eq!(names.len(), 1);
+        assert_eq!(names[0].names, vec!["web".to_string()]);
+        assert_eq!(names[0].domain, "dns.podman");
+        v.apply(&Event::Delete("/cni-rs/tasks/web/1".into()));
+        v.apply(&Event::Delete("/cni-rs/tasks/web/2".into()));
+        assert!(!v.tasks.contains_key("web"));
+        v.apply(&Event::Delete("/cni-rs/services/web".into()));
+        assert!(v.services.is_empty());
+    }
+
+    #[test]
+    fn reserved_owners_are_the_mesh_and_virtual_ips() {
+        use super::super::agent::is_reserved;
+        assert!(is_reserved("mesh-h1", "mesh"));
+        assert!(is_reserved("service-abc", "vip"));
+        assert!(!is_reserved("mesh-h1", "eth0"));
+        assert!(!is_reserved("cnitool-1234", "eth0"));
+    }
 }
