@@ -251,6 +251,15 @@ async fn tasks(c: &Cluster, view: &View, s: &Settings, st: &mut State) {
         if want.task.error.is_some() {
             continue;
         }
+        // The network reaches this host with the watch too: wait for its
+        // conflist rather than fail the task (the next pass starts it).
+        let list = c
+            .conf
+            .conf_dir
+            .join(format!("{}.conflist", want.service.network));
+        if !list.exists() {
+            continue;
+        }
         let (s2, w) = (s.clone(), want.clone());
         let started = blocking(move || {
             svc_cluster::start_task(&s2, &w.task, &w.service.name, &w.service.network)
