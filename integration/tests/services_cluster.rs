@@ -485,6 +485,22 @@ fn root_mesh_holds_the_devices_ports_are_claimed_cluster_wide_and_dnsrr_names_ta
         got == want
     });
     m.sites[0].del(&m.net, &client);
+
+    // h2's daemon killed (-9) and started again by the next command: it
+    // rejoins, its agent reads what it made from disk, and the removal
+    // below still takes everything off h2.
+    let pid = m.sites[2].daemon_pid().expect("h2's daemon");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    assert!(killed.is_ok_and(|s| s.success()), "kill h2's daemon");
+    wait_until("h2's daemon gone", Duration::from_secs(5), || {
+        m.sites[2].daemon_pid() != Some(pid)
+    });
+    assert!(m.sites[2].ok(&["service", "ls"]).contains(&rr));
+    let who = spread(&outside, underlay_addr(2, 9090), 3);
+    assert_eq!(who.keys().collect::<Vec<_>>(), vec![&tasks[0].name]);
+
     m.servers.borrow_mut().clear();
     for s in [&name, &rr] {
         m.sites[2].ok(&["service", "rm", s]);
