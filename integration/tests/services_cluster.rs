@@ -40,10 +40,17 @@ struct Task {
 
 impl<'a> Mesh<'a> {
     fn new(u: &'a Underlay, etcd: &EtcdCluster) -> Mesh<'a> {
+        Self::with(u, etcd, &[])
+    }
+
+    /// With extra `cluster init|join` flags (`--lease-ttl`).
+    fn with(u: &'a Underlay, etcd: &EtcdCluster, extra: &[&str]) -> Mesh<'a> {
         let sites: Vec<Site> = (0..3).map(|i| Site::new(u, i)).collect();
-        sites[0].join(etcd, true);
+        let mut init = extra.to_vec();
+        init.extend(["--grace-period", "2"]);
+        sites[0].join_with(etcd, true, &init);
         for s in &sites[1..] {
-            s.join(etcd, false);
+            s.join_with(etcd, false, extra);
         }
         let net = unique_id("mesh");
         sites[0].ok(&[
@@ -511,4 +518,56 @@ fn root_mesh_holds_the_devices_ports_are_claimed_cluster_wide_and_dnsrr_names_ta
         });
     }
     m.sites[0].ok(&["network", "rm", &m.net]);
+}
+
+#[test]
+fn root_tasks_of_a_dead_host_move_and_the_mesh_follows() {
+    let u = Underlay::new(4, "mdh");
+    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let m = Mesh::with(&u, &etcd, &["--lease-ttl", "2"]);
+    let outside = m.outside.open().unwrap();
+    let (name, _) = m.create(
+        0,
+        "mv",
+        &["-p", "8181:80", "--constraint", "node.hostname!=h0"],
+    );
+    let before = m.tasks(&name);
+    assert_eq!(before[0].host, "h1");
+
+    // h1 dies: its daemon is killed and its underlay link is gone.
+    let pid = m.sites[1].daemon_pid().expect("h1's daemon");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    assert!(killed.is_ok_and(|s| s.success()), "kill h1's daemon");
+    m.sites[1].host.ip_ok(&["link", "del", "eth0"]);
+
+    // Lease (2 s) + grace (2 s): the task is placed again, on h2 (h0 is
+    // excluded), and runs there.
+    let mut moved = Vec::new();
+    wait_until("the task on h2", Duration::from_secs(20), || {
+        moved = m.tasks(&name);
+        moved.len() == 1 && moved[0].host == "h2"
+    });
+    assert_ne!(moved[0].name, before[0].name, "a new task, as swarm's");
+    assert!(moved[0].name.starts_with(&format!("{name}.1.")));
+    m.serve(&moved);
+    // h0's rules follow: the published port reaches the new task.
+    wait_until(
+        "h0's rules with the new task",
+        Duration::from_secs(5),
+        || m.ruleset(&m.sites[0]).contains(&moved[0].addr.to_string()),
+    );
+    let who = spread(&outside, underlay_addr(0, 8181), 3);
+    assert_eq!(who.keys().collect::<Vec<_>>(), vec![&moved[0].name]);
+    // The old task's sandbox stays with its dead host (its namespace here
+    // is the test's to remove).
+    delete_named_netns(std::slice::from_ref(&before[0].name));
+    m.servers.borrow_mut().clear();
+    m.sites[0].ok(&["service", "rm", &name]);
+    for i in [0, 2] {
+        wait_until("the mesh gone", Duration::from_secs(10), || {
+            !m.has_link(&m.sites[i], &m.bridge())
+        });
+    }
 }

@@ -579,7 +579,7 @@ impl Cluster {
         log::info(&format!(
             "cluster: released the endpoints and blocks of {host}"
         ));
-        Ok(())
+        self.reschedule(host).await
     }
 
     /// Whether the store confirmed our lease within its TTL.
@@ -1023,9 +1023,11 @@ impl Cluster {
         block: ipnetwork::Ipv4Network,
         owner: &Owner,
     ) -> std::io::Result<Option<IpAddr>> {
+        // A service's virtual IP outlives the host that leased it.
+        let vips = services::vips(&self.view(), network);
         for a in ipam::usable(subnet, block) {
             let ip = IpAddr::V4(a);
-            if leases.of(network).contains_key(&ip) {
+            if leases.of(network).contains_key(&ip) || vips.contains(&a) {
                 continue;
             }
             if leases.take(network, ip, owner)? {

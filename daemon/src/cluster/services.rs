@@ -506,6 +506,78 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// A host is gone for good (its lease expired past the grace period,
+    /// or `cluster rm`): its tasks go to the alive hosts, as swarm
+    /// reschedules them. Every member may do it at once: a task moves only
+    /// if it is still as read (one transaction), so it moves once.
+    pub(super) async fn reschedule(&self, gone: &str) -> Result<(), super::etcd::EtcdError> {
+        let v = self.services_now().await?;
+        let alive: Vec<String> = self
+            .view()
+            .alive
+            .keys()
+            .filter(|h| *h != gone)
+            .cloned()
+            .collect();
+        for (name, slots) in &v.tasks {
+            let Some(svc) = v.services.get(name) else {
+                continue;
+            };
+            let constraints: Vec<(bool, String)> = svc
+                .constraints
+                .iter()
+                .filter_map(|c| parse_constraint(c).ok())
+                .collect();
+            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+            for t in slots.values().filter(|t| t.host != gone) {
+                *counts.entry(t.host.clone()).or_default() += 1;
+            }
+            for t in slots.values().filter(|t| t.host == gone) {
+                let Some(host) = place(&alive, &counts, &constraints) else {
+                    log::error(&format!(
+                        "cluster: task {} of gone host {gone}: no suitable node",
+                        t.name
+                    ));
+                    continue;
+                };
+                let Ok(id) = model::new_id() else { continue };
+                let moved = ClusterTask {
+                    slot: t.slot,
+                    name: format!("{name}.{}.{id}", t.slot),
+                    id,
+                    host: host.clone(),
+                    address: None,
+                    error: None,
+                };
+                let k = key(&["tasks", name, &t.slot.to_string()]);
+                if self
+                    .etcd
+                    .put_if(&k, &to_bytes(t), &to_bytes(&moved))
+                    .await?
+                {
+                    log::info(&format!(
+                        "cluster: task {} of gone host {gone} rescheduled on {host}",
+                        t.name
+                    ));
+                    *counts.entry(host).or_default() += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The virtual IPs of a network's services (never handed to a container,
+/// even once the host that leased one is gone).
+pub fn vips(view: &View, network: &str) -> BTreeSet<Ipv4Addr> {
+    view.services
+        .values()
+        .filter(|s| s.network == network)
+        .filter_map(Service::vip_addr)
+        .collect()
+}
+
 fn to_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
