@@ -491,19 +491,6 @@ async fn vip_leases(c: &Cluster, view: &View) {
 pub fn vip_records(view: &View) -> Vec<cni_dns::Record> {
     view.services
         .values()
-        .filter_map(|s| {
-            let list = view.networks.get(&s.network)?;
-            let domain = list
-                .get("plugins")
-                .and_then(|p| p.as_array())
-                .and_then(|ps| {
-                    ps.iter()
-                        .find(|p| p.get("type").and_then(|t| t.as_str()) == Some("dnsname"))
-                })
-                .and_then(|p| p.get("domainName"))
-                .and_then(|d| d.as_str())
-                .unwrap_or("dns.podman");
-            svc_cluster::vip_record(s, domain)
-        })
+        .filter_map(|s| svc_cluster::vip_record(s, view.networks.get(&s.network)?))
         .collect()
 }

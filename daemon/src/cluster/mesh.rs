@@ -49,13 +49,6 @@ pub fn owner(host: &str) -> Owner {
     }
 }
 
-fn mac_text(m: netlink::Mac) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 /// The devices, the address on the bridge and forwarding on: returns the
 /// bridge's name and MAC.
 fn devices_up(list: &Value, address: IpNetwork) -> Result<(String, String)> {
@@ -71,7 +64,7 @@ fn devices_up(list: &Value, address: IpNetwork) -> Result<(String, String)> {
     let mac = br
         .mac
         .ok_or_else(|| Error::io(format!("bridge {} has no MAC address", conf.bridge)))?;
-    Ok((conf.bridge, mac_text(mac)))
+    Ok((conf.bridge, netlink::format_mac(&mac)))
 }
 
 /// The address off the bridge; the devices go too when nothing else

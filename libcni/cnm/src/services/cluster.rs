@@ -246,13 +246,14 @@ pub fn task_names(s: &Settings, old: Option<&Service>, new: Option<&Service>) ->
     )
 }
 
-/// The resolver record of a service's virtual IP on `network` (every host
-/// serves it), for the daemon.
-pub fn vip_record(svc: &Service, domain: &str) -> Option<cni_dns::Record> {
+/// The resolver record of a service's virtual IP on its network (every
+/// host serves it), for the daemon; `list` is the network's stored
+/// conflist.
+pub fn vip_record(svc: &Service, list: &Value) -> Option<cni_dns::Record> {
     let vip = svc.vip_addr()?;
     (svc.endpoint_mode == EndpointMode::Vip).then(|| cni_dns::Record {
         network: svc.network.clone(),
-        domain: domain.to_string(),
+        domain: names::domain_of(list),
         forward: true,
         container_id: svc.vip_owner(),
         ifname: "vip".into(),
