@@ -492,6 +492,12 @@ fn root_mesh_holds_the_devices_ports_are_claimed_cluster_wide_and_dnsrr_names_ta
         got == want
     });
     m.sites[0].del(&m.net, &client);
+    // Docker's -d: placed, not waited for; the third task comes up anyway.
+    let out = m.sites[0].ok(&["service", "scale", "-d", &format!("{rr}=3")]);
+    assert_eq!(out.trim(), format!("{rr} scaled to 3"));
+    wait_until("the third task", Duration::from_secs(10), || {
+        m.tasks(&rr).len() == 3
+    });
 
     // h2's daemon killed (-9) and started again by the next command: it
     // rejoins, its agent reads what it made from disk, and the removal

@@ -91,9 +91,11 @@ impl Cluster {
                 Ok(spec) => self.service_create(spec).await,
                 Err(e) => invalid(format!("bad service spec: {e}")),
             },
-            ClusterRequest::ServiceScale { name, replicas } => {
-                self.service_scale(&name, replicas).await
-            }
+            ClusterRequest::ServiceScale {
+                name,
+                replicas,
+                detach,
+            } => self.service_scale(&name, replicas, detach).await,
             ClusterRequest::ServiceRm { name } => self.service_rm(&name).await,
             ClusterRequest::ServiceLs => match self.services_now().await {
                 Ok(v) => {
@@ -168,6 +170,11 @@ impl Cluster {
         if let Err(r) = built {
             self.service_undo(&svc).await;
             return r;
+        }
+        if spec.detach {
+            // Docker's -d: placed, not waited for (a task that fails to
+            // start stays failed in `inspect`; nothing is undone).
+            return Reply::with_data(json!(shown(&self.view(), &svc)));
         }
         match self.wait_tasks(&svc.name, svc.replicas, TASKS_WAIT).await {
             Ok(()) => Reply::with_data(json!(shown(&self.view(), &svc))),
@@ -415,7 +422,7 @@ impl Cluster {
         }
     }
 
-    async fn service_scale(&self, name: &str, replicas: u64) -> Reply {
+    async fn service_scale(&self, name: &str, replicas: u64, detach: bool) -> Reply {
         if replicas > model::MAX_REPLICAS {
             return invalid(format!("at most {} replicas", model::MAX_REPLICAS));
         }
@@ -454,7 +461,11 @@ impl Cluster {
             if let Err(r) = self.place_tasks(&wanted, first, &constraints).await {
                 return r;
             }
-            if let Err(msg) = self.wait_tasks(&svc.name, replicas, TASKS_WAIT).await {
+            let waited = match detach {
+                true => Ok(()),
+                false => self.wait_tasks(&svc.name, replicas, TASKS_WAIT).await,
+            };
+            if let Err(msg) = waited {
                 return Reply::error(msg);
             }
         } else {

@@ -57,7 +57,6 @@ pub fn run() -> Result<()> {
     sites[0].ok(&[
         "service",
         "create",
-        "-d",
         &svc,
         "--network",
         &net,

@@ -123,7 +123,7 @@ fn create(a: &CreateArgs, s: &Settings) -> Result<()> {
     let spec = spec_of(a)?;
     let net = s.registry().find(&spec.network).ok();
     let svc = match net.filter(cluster::is_cluster) {
-        Some(net) => cluster::create(&spec, &net, &a.constraint, s)?,
+        Some(net) => cluster::create(&spec, &net, &a.constraint, a.detach, s)?,
         None if !a.constraint.is_empty() => {
             return Err(Error::invalid_config(
                 "placement constraints need a cluster network (network create -d overlay on a clustered host)",
@@ -291,7 +291,7 @@ fn scale(specs: &[String], detach: bool, s: &Settings) -> Result<()> {
     let mut errs = ErrorList::new();
     for (name, n) in parsed {
         let scaled = match find_any(&name, s) {
-            Ok(svc) if svc.cluster => cluster::scale(&svc.name, n, s),
+            Ok(svc) if svc.cluster => cluster::scale(&svc.name, n, detach, s),
             _ => ops::scale(&name, n, s),
         };
         match scaled {

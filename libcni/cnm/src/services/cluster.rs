@@ -39,6 +39,9 @@ pub struct ClusterSpec {
     /// (published or None, target, protocol)
     pub ports: Vec<(Option<u16>, u16, ProtoName)>,
     pub constraints: Vec<String>,
+    /// `-d`: answer once the tasks are placed, not once they run.
+    #[serde(default)]
+    pub detach: bool,
 }
 
 /// One task as the store keeps it (`tasks/<service>/<slot>`): placed on
@@ -136,6 +139,7 @@ pub fn create(
     spec: &CreateSpec,
     net: &Entry,
     constraints: &[String],
+    detach: bool,
     s: &Settings,
 ) -> Result<Service> {
     for c in constraints {
@@ -149,16 +153,18 @@ pub fn create(
         endpoint_mode: spec.mode,
         ports: spec.ports.clone(),
         constraints: constraints.to_vec(),
+        detach,
     };
     let spec = serde_json::to_value(&wire).map_err(|e| Error::internal(e.to_string()))?;
     service_of(ask(ClusterRequest::ServiceCreate { spec }, s)?)
 }
 
-pub fn scale(name: &str, replicas: u64, s: &Settings) -> Result<Service> {
+pub fn scale(name: &str, replicas: u64, detach: bool, s: &Settings) -> Result<Service> {
     service_of(ask(
         ClusterRequest::ServiceScale {
             name: name.to_string(),
             replicas,
+            detach,
         },
         s,
     )?)
