@@ -13,6 +13,7 @@ pub mod cnitool;
 pub mod conflist;
 pub mod etcd;
 pub mod netns;
+pub mod outside;
 pub mod paths;
 pub mod plugin;
 pub mod proc;

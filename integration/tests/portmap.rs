@@ -1,6 +1,7 @@
 //! portmap: published ports through our bridge (and the reference's), real
-//! TCP from an outside namespace and from the host's 127.0.0.1, taken ports
-//! refused, UDP conntrack flushed, nothing left after DEL or GC.
+//! TCP from an outside namespace and from the host's 127.0.0.1, over IPv4
+//! and IPv6 (a dual-stack bridge), taken ports refused per family, conntrack
+//! flushed, nothing left after DEL or GC.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -8,19 +9,17 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use integration::bridge_host::{with_prev, Ctr, Host};
+use integration::outside::{Outside, HOST_ADDR, HOST_ADDR6};
 use integration::state::{nft_rules, nft_tables, tcp_exchange_via};
 use integration::{Invocation, Netns, Outcome};
 use serde_json::{json, Value};
 
 const NAT_TABLE: &str = "cni_rs_nat";
-const HOST_ADDR: &str = "192.0.2.1";
-const CLIENT_ADDR: &str = "192.0.2.2";
-
 /// A fake host with one bridge network and a client namespace standing for
 /// the outside world, wired to the host by a veth.
 struct World {
     h: Host,
-    client: Netns,
+    client: Outside,
     net: String,
     bridge: String,
 }
@@ -28,25 +27,7 @@ struct World {
 impl World {
     fn new(tag: &str) -> Self {
         let h = Host::new(tag);
-        let client = Netns::new(&format!("o{tag}"));
-        h.host.ip_ok(&[
-            "link",
-            "add",
-            "pmout0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "pmout1",
-            "netns",
-            client.name(),
-        ]);
-        h.host
-            .ip_ok(&["addr", "add", &format!("{HOST_ADDR}/24"), "dev", "pmout0"]);
-        h.host.link_up("pmout0");
-        client.ip_ok(&["addr", "add", &format!("{CLIENT_ADDR}/24"), "dev", "pmout1"]);
-        client.link_up("pmout1");
-        client.link_up("lo");
+        let client = Outside::new(&h.host, &format!("o{tag}"));
         let net = h.net_name("pm");
         World {
             h,
@@ -63,6 +44,14 @@ impl World {
             "10.99.0.0/24",
             json!({"isGateway": true, "isDefaultGateway": true}),
         )
+    }
+
+    /// The bridge on a dual-stack network (IPv4 and IPv6 ranges).
+    fn dual_conf(&self) -> Value {
+        let mut c = self.bridge_conf();
+        c["ipam"] = json!({"type": "host-local", "dataDir": self.h.data.path(),
+            "ranges": [[{"subnet": "10.99.0.0/24"}], [{"subnet": "fd99::/64"}]]});
+        c
     }
 
     /// The portmap config a runtime sends after the bridge's result.
@@ -90,6 +79,19 @@ impl World {
         (r, out)
     }
 
+    /// GC of the network keeping only `keep`'s attachment.
+    fn gc_keeping(&self, keep: &Ctr) {
+        let gc = json!({"cniVersion": "1.1.0", "name": self.net, "type": "portmap",
+            "cni.dev/valid-attachments": [{"containerID": keep.id, "ifname": "eth0"}]});
+        Invocation::ours("portmap")
+            .command("GC")
+            .cni_path(&integration::paths::default_cni_path())
+            .stdin_json(&gc)
+            .in_host(&self.h.host)
+            .run()
+            .expect_ok_silent();
+    }
+
     fn nat_rules(&self) -> Vec<String> {
         nft_rules(&self.h.host)
             .iter()
@@ -104,10 +106,40 @@ impl World {
 
     /// Conntrack entries of the fake host to UDP port `port`.
     fn udp_conntrack(&self, port: u16) -> Vec<String> {
+        self.conntrack("udp", port)
+    }
+
+    /// A datagram from the outside client to `dst` (a published UDP port of
+    /// `c`) is translated to `ctr_addr` (as conntrack prints it); `c`'s DEL
+    /// flushes its entry and takes the last rules, and the table, away.
+    fn udp_flushed_by_del(&self, c: &Ctr, r: &Value, dst: SocketAddr, ctr_addr: &str) {
+        self.client.run(move || {
+            let any = if dst.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+            let s = std::net::UdpSocket::bind(any).expect("udp socket");
+            s.send_to(b"ping", dst).expect("send");
+        });
+        let entries = self.udp_conntrack(dst.port());
+        assert!(
+            entries
+                .iter()
+                .any(|e| e.contains(&format!(" src={ctr_addr} "))),
+            "the datagram was translated to the container: {entries:?}"
+        );
+        self.pm("DEL", c, &self.pm_conf(json!([]), r))
+            .expect_ok_silent();
+        let left = self.udp_conntrack(dst.port());
+        assert!(left.is_empty(), "{left:?}");
+        assert!(!self.nat_table_present());
+    }
+
+    /// Conntrack entries of the fake host to `proto` port `port`, both
+    /// families (each line starts with `ipv4` or `ipv6`).
+    fn conntrack(&self, proto: &str, port: u16) -> Vec<String> {
         let out = self.h.host.exec_ok(&["cat", "/proc/net/nf_conntrack"]);
         let needle = format!("dport={port} ");
+        let proto = format!(" {proto} ");
         out.lines()
-            .filter(|l| l.contains(" udp ") && l.contains(&needle))
+            .filter(|l| l.contains(&proto) && l.contains(&needle))
             .map(String::from)
             .collect()
     }
@@ -118,13 +150,36 @@ fn ctr_ip(result: &Value) -> String {
     a.split('/').next().unwrap_or(a).to_string()
 }
 
+/// The container's IPv6 address in a bridge result.
+fn ctr_ip6(result: &Value) -> String {
+    result["ips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["address"].as_str())
+        .filter_map(|a| a.split('/').next())
+        .find(|a| a.contains(':'))
+        .expect("an IPv6 address")
+        .to_string()
+}
+
+/// An IPv6 address as /proc/net/nf_conntrack prints it: eight groups of
+/// four hex digits.
+fn conntrack_form(ip6: &str) -> String {
+    let a: std::net::Ipv6Addr = ip6.parse().expect("an IPv6 address");
+    let groups: Vec<String> = a.segments().iter().map(|g| format!("{g:04x}")).collect();
+    groups.join(":")
+}
+
 fn sa(ip: &str, port: u16) -> SocketAddr {
     SocketAddr::new(ip.parse().expect("ip"), port)
 }
 
-/// A TCP exchange with a server on the container's port 80 through `dst`.
+/// A TCP exchange with a server on the container's port 80 through `dst`
+/// (the server on the container's address of `dst`'s family).
 fn reach(c: &Ctr, from: &Netns, dst: SocketAddr) -> anyhow::Result<()> {
-    tcp_exchange_via(&c.ns, sa("0.0.0.0", 80), from, dst)
+    let any = if dst.is_ipv6() { "::" } else { "0.0.0.0" };
+    tcp_exchange_via(&c.ns, sa(any, 80), from, dst)
 }
 
 #[test]
@@ -227,15 +282,7 @@ fn root_a_taken_host_port_is_refused_and_nothing_changes() {
     reach(&a, &w.client, sa(HOST_ADDR, 8081)).expect("the first owner keeps its port");
 
     // GC keeping only `a` removes `b`'s rules, not `a`'s.
-    let gc = json!({"cniVersion": "1.1.0", "name": w.net, "type": "portmap",
-        "cni.dev/valid-attachments": [{"containerID": a.id, "ifname": "eth0"}]});
-    Invocation::ours("portmap")
-        .command("GC")
-        .cni_path(&integration::paths::default_cni_path())
-        .stdin_json(&gc)
-        .in_host(&w.h.host)
-        .run()
-        .expect_ok_silent();
+    w.gc_keeping(&a);
     assert_eq!(w.nat_rules(), before, "GC kept exactly a's rules");
     w.pm("DEL", &a, &w.pm_conf(json!([]), &ra))
         .expect_ok_silent();
@@ -302,23 +349,7 @@ fn root_udp_conntrack_entries_are_flushed_on_del() {
         json!([{"hostPort": 5353, "containerPort": 53, "protocol": "udp"}]),
     );
     out.expect_ok();
-    w.client.run(|| {
-        let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp socket");
-        s.send_to(b"ping", (HOST_ADDR, 5353)).expect("send");
-    });
-    let entries = w.udp_conntrack(5353);
-    assert!(
-        entries.iter().any(|e| e.contains(&ctr_ip(&r))),
-        "the datagram was translated to the container: {entries:?}"
-    );
-    w.pm("DEL", &c, &w.pm_conf(json!([]), &r))
-        .expect_ok_silent();
-    assert!(
-        w.udp_conntrack(5353).is_empty(),
-        "{:?}",
-        w.udp_conntrack(5353)
-    );
-    assert!(!w.nat_table_present());
+    w.udp_flushed_by_del(&c, &r, sa(HOST_ADDR, 5353), &ctr_ip(&r));
     w.h.del(&c, &w.bridge_conf(), &r);
 }
 
@@ -411,4 +442,157 @@ fn root_the_reference_portmap_after_our_bridge() {
         "the reference left rules of the container: {left}"
     );
     w.h.del(&c, &w.bridge_conf(), &r);
+}
+
+// ------------------------------------------------------------------ IPv6
+
+/// A dual-stack container publishes 8090: reached over IPv6 at the host's
+/// address from outside and from the host itself, over IPv4 as before, not
+/// at [::1] (left untranslated, see `dnat_rule`); CHECK, a repeated ADD and
+/// DEL (conntrack included) handle the IPv6 rules like the IPv4 ones.
+#[test]
+fn root_ipv6_published_port_reaches_the_container_over_ipv6() {
+    let w = World::new("pm6");
+    let c = w.h.ctr("a");
+    let r = w.h.add(&c, &w.dual_conf());
+    let ip6 = ctr_ip6(&r);
+    let m = json!([{"hostPort": 8090, "containerPort": 80}]);
+    let conf = w.pm_conf(m, &r);
+    w.pm("ADD", &c, &conf).expect_ok();
+
+    reach(&c, &w.client, sa(HOST_ADDR6, 8090)).expect("outside client via [host]:8090");
+    reach(&c, &w.h.host, sa(HOST_ADDR6, 8090)).expect("host via its own IPv6 address");
+    // [::1] is not translated (the kernel would drop it): refused at once,
+    // where a translation would hang until the client's timeout.
+    let refused =
+        w.h.host
+            .run(|| std::net::TcpStream::connect_timeout(&sa("::1", 8090), Duration::from_secs(3)));
+    assert_eq!(
+        refused.map(|_| ()).map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionRefused),
+        "[::1]:8090 from the host"
+    );
+    reach(&c, &w.client, sa(HOST_ADDR, 8090)).expect("IPv4 as well");
+    reach(&c, &w.h.host, sa("127.0.0.1", 8090)).expect("127.0.0.1 as well");
+    let listing =
+        w.h.host
+            .exec_ok(&["nft", "list", "table", "inet", NAT_TABLE]);
+    assert!(
+        listing.contains(&format!("dnat ip6 to [{ip6}]:80")),
+        "{listing}"
+    );
+    let tcp6: Vec<String> = w
+        .conntrack("tcp", 8090)
+        .into_iter()
+        .filter(|e| e.starts_with("ipv6"))
+        .collect();
+    assert!(
+        tcp6.iter()
+            .any(|e| e.contains(&format!("src={} ", conntrack_form(&ip6)))),
+        "no IPv6 connection was translated to {ip6}: {tcp6:?}"
+    );
+
+    w.pm("CHECK", &c, &conf).expect_ok_silent();
+    let before = w.nat_rules();
+    w.pm("ADD", &c, &conf).expect_ok();
+    assert_eq!(w.nat_rules(), before);
+    w.pm("DEL", &c, &conf).expect_ok_silent();
+    assert!(!w.nat_table_present(), "left: {:?}", w.nat_rules());
+    assert!(
+        w.conntrack("tcp", 8090).is_empty(),
+        "DEL left conntrack entries: {:?}",
+        w.conntrack("tcp", 8090)
+    );
+    assert!(reach(&c, &w.client, sa(HOST_ADDR6, 8090)).is_err());
+    w.h.del(&c, &w.dual_conf(), &r);
+}
+
+/// Taken ports are per family: a port published on the host's IPv6 address
+/// only leaves IPv4's free, and refuses IPv6's "any" (`::`). An IPv6 UDP
+/// flow's conntrack entry goes with DEL.
+#[test]
+fn root_ipv6_taken_ports_are_per_family_and_udp6_conntrack_is_flushed() {
+    let w = World::new("pm6t");
+    let a = w.h.ctr("a");
+    let ra = w.h.add(&a, &w.dual_conf());
+    let only6 = json!([{"hostPort": 8091, "containerPort": 80, "hostIP": HOST_ADDR6},
+                       {"hostPort": 5354, "containerPort": 53, "protocol": "udp", "hostIP": "::"}]);
+    w.pm("ADD", &a, &w.pm_conf(only6, &ra)).expect_ok();
+    let before = w.nat_rules();
+    assert!(
+        before.iter().all(|r| !r.contains("pm ip tcp")),
+        "an IPv4 claim for an IPv6 host address: {before:?}"
+    );
+    reach(&a, &w.client, sa(HOST_ADDR6, 8091)).expect("over IPv6");
+
+    let b = w.h.ctr("b");
+    let rb = w.h.add(&b, &w.dual_conf());
+    for m in [
+        json!([{"hostPort": 8091, "containerPort": 80, "hostIP": "::"}]),
+        json!([{"hostPort": 8091, "containerPort": 80}]),
+        json!([{"hostPort": 8091, "containerPort": 80, "hostIP": HOST_ADDR6}]),
+    ] {
+        let err = w
+            .pm("ADD", &b, &w.pm_conf(m.clone(), &rb))
+            .expect_error(100);
+        let msg = err["msg"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains("8091/tcp") && msg.contains("already published") && msg.contains(&a.id),
+            "{m}: {msg}"
+        );
+        assert_eq!(w.nat_rules(), before, "{m}: rules changed");
+    }
+    // IPv4's 8091 is free.
+    let v4 = w.pm_conf(
+        json!([{"hostPort": 8091, "containerPort": 80, "hostIP": "0.0.0.0"}]),
+        &rb,
+    );
+    w.pm("ADD", &b, &v4).expect_ok();
+    reach(&b, &w.client, sa(HOST_ADDR, 8091)).expect("b over IPv4");
+    reach(&a, &w.client, sa(HOST_ADDR6, 8091)).expect("a still over IPv6");
+    w.pm("DEL", &b, &v4).expect_ok_silent();
+    assert_eq!(w.nat_rules(), before, "b's DEL touched a's rules");
+    // GC keeping a: b's rules (made again) go, a's IPv6 ones stay.
+    w.pm("ADD", &b, &v4).expect_ok();
+    assert_ne!(w.nat_rules(), before);
+    w.gc_keeping(&a);
+    assert_eq!(w.nat_rules(), before, "GC kept exactly a's rules");
+    reach(&a, &w.client, sa(HOST_ADDR6, 8091)).expect("a after GC");
+
+    let ip6 = conntrack_form(&ctr_ip6(&ra));
+    w.udp_flushed_by_del(&a, &ra, sa(HOST_ADDR6, 5354), &ip6);
+    w.h.del(&a, &w.dual_conf(), &ra);
+    w.h.del(&b, &w.dual_conf(), &rb);
+}
+
+/// Hostile IPv6 host addresses are refused with code 7 and change nothing.
+#[test]
+fn root_hostile_ipv6_host_addresses_are_refused_with_code_7() {
+    let w = World::new("pm6bad");
+    let c = w.h.ctr("a");
+    let r = w.h.add(&c, &w.dual_conf());
+    for bad in [
+        "ff02::1",
+        "ff05::1:3",
+        "fe80::1%out0",
+        "[2001:db8:2::1]",
+        "2001:db8:2::1/64",
+        "2001:db8:2:::1",
+        "[2001:db8:2::1]:8080",
+        "::1",
+        "::ffff:224.0.0.1",
+        "::ffff:255.255.255.255",
+        "2001:db8:2::g",
+        " 2001:db8:2::1",
+        "::1::",
+    ] {
+        let m = json!([{"hostPort": 8092, "containerPort": 80, "hostIP": bad}]);
+        w.pm("ADD", &c, &w.pm_conf(m, &r)).expect_error(7);
+        assert!(!w.nat_table_present(), "{bad}: table made");
+    }
+    let mut conf = w.pm_conf(json!([{"hostPort": 8092, "containerPort": 80}]), &r);
+    conf["conditionsV6"] = json!(["-s", "2001:db8::/32"]);
+    w.pm("ADD", &c, &conf).expect_error(2);
+    assert!(!w.nat_table_present());
+    w.h.del(&c, &w.dual_conf(), &r);
 }

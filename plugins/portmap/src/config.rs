@@ -166,6 +166,13 @@ fn parse_host_ip(s: &str) -> Result<IpAddr> {
             "invalid hostIP {s:?}: not a unicast address"
         )));
     }
+    if ip == IpAddr::V6(std::net::Ipv6Addr::LOCALHOST) {
+        // A rule for it could never carry a connection (see dnat_rule).
+        return Err(Error::invalid_config(format!(
+            "invalid hostIP {s:?}: connections to ::1 cannot be translated to a container \
+             (IPv6 has no route_localnet); publish on 127.0.0.1 instead"
+        )));
+    }
     Ok(ip)
 }
 
@@ -218,6 +225,9 @@ mod tests {
             json!([{"hostPort": 80, "containerPort": 80, "hostIP": "eth0"}]),
             json!([{"hostPort": 80, "containerPort": 80, "hostIP": "224.0.0.1"}]),
             json!([{"hostPort": 80, "containerPort": 80, "hostIP": 1}]),
+            json!([{"hostPort": 80, "containerPort": 80, "hostIP": "::1"}]),
+            json!([{"hostPort": 80, "containerPort": 80, "hostIP": "ff02::1"}]),
+            json!([{"hostPort": 80, "containerPort": 80, "hostIP": "fe80::1%eth0"}]),
             json!([{"hostPort": 80, "containerPort": 80}, {"hostPort": 80, "containerPort": 81}]),
             json!([{"hostPort": 80, "containerPort": 80, "hostIP": "10.0.0.1"},
                    {"hostPort": 80, "containerPort": 81}]),

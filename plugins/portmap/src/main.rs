@@ -9,14 +9,15 @@
 //! under the namespace's firewall lock), flush stale UDP conntrack entries,
 //! and let 127.0.0.1:HOSTPORT through (route_localnet on the host interface
 //! toward the container). DEL removes exactly this attachment's rules, with
-//! or without a config. GC removes those of attachments not listed.
+//! or without a config, and the conntrack entries of the connections they
+//! carried. GC removes those of attachments not listed.
 
 mod config;
 
 use std::net::IpAddr;
 
 use cni_net::firewall::conntrack;
-use cni_net::firewall::portmap::{self, Claim, Proto, Publication, PORT_TAKEN};
+use cni_net::firewall::portmap::{self, Claim, Proto, Publication, Released, PORT_TAKEN};
 use cni_net::listeners;
 use cni_net::netlink::{sysctl, Netlink};
 use cni_plugin::log;
@@ -42,8 +43,7 @@ impl Plugin for PortMap {
             return Ok(prev);
         }
         let p = publication(req, &conf, &ips);
-        refuse_host_sockets(&p.claims())?;
-        portmap::publish(&p)?;
+        portmap::publish(&p, refuse_host_sockets)?;
         if let Err(e) = after_publish(&conf, &p) {
             // All or nothing: the rules go again if the rest failed.
             if let Err(u) = portmap::unpublish(p.network, p.container_id, p.ifname) {
@@ -57,7 +57,12 @@ impl Plugin for PortMap {
     fn del(&self, req: &Request) -> Result<()> {
         // Rules are found by their tag: DEL needs no config, result or state.
         let released = portmap::unpublish(&req.config.name, &req.container_id, &req.ifname)?;
-        flush_udp(&released);
+        flush_udp(&claims_of(&released));
+        // The cached result names the container's addresses; without it
+        // only UDP is flushed, and other connections time out.
+        if let Ok(Some(prev)) = req.config.prev_result() {
+            flush_translated(&released, &container_ips(&prev, &req.ifname));
+        }
         Ok(())
     }
 
@@ -81,7 +86,7 @@ impl Plugin for PortMap {
             .collect();
         let mut errs = ErrorList::new();
         if let Some(released) = errs.check(portmap::gc(&req.config.name, &keep)) {
-            flush_udp(&released);
+            flush_udp(&claims_of(&released));
         }
         errs.into_result()
     }
@@ -180,6 +185,30 @@ fn after_publish(conf: &Conf, p: &Publication) -> Result<()> {
 fn flush_udp(claims: &[Claim]) {
     for c in claims.iter().filter(|c| c.proto == Proto::Udp) {
         if let Err(e) = conntrack::flush_dport(c.v6, conntrack::UDP, c.port) {
+            log::error(&format!("conntrack flush of {c}: {e}"));
+        }
+    }
+}
+
+fn claims_of(released: &[Released]) -> Vec<Claim> {
+    released.iter().map(|r| r.claim).collect()
+}
+
+/// Delete the conntrack entries of connections the released ports carried
+/// to the container, whatever the protocol: after DEL nothing names the
+/// port's old target. Ports that never carried one are skipped. Failures
+/// are logged, as for UDP.
+fn flush_translated(released: &[Released], targets: &[IpAddr]) {
+    for c in released.iter().filter(|r| r.used).map(|r| r.claim) {
+        let family: Vec<IpAddr> = targets
+            .iter()
+            .copied()
+            .filter(|t| t.is_ipv6() == c.v6)
+            .collect();
+        if family.is_empty() {
+            continue;
+        }
+        if let Err(e) = conntrack::flush_translated(c.proto.number(), c.port, &family) {
             log::error(&format!("conntrack flush of {c}: {e}"));
         }
     }

@@ -56,26 +56,8 @@ fn ipam_path(who: &Contender) -> Result<String> {
         .unwrap_or_default())
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn at(v: &[Duration], p: f64) -> Duration {
-    v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
-}
-
 fn line(what: &str, label: &str, v: &[Duration]) {
-    let mut v = v.to_vec();
-    v.sort();
-    if v.is_empty() {
-        return;
-    }
-    println!(
-        "  bridge {what} {label:>9}: n {}, median {:.3} ms, p95 {:.3} ms",
-        v.len(),
-        ms(at(&v, 0.5)),
-        ms(at(&v, 0.95))
-    );
+    super::latency_line("bridge", what, label, v);
 }
 
 #[derive(Default)]
@@ -248,7 +230,7 @@ impl Scale {
         let median = |v: &[Duration]| {
             let mut v = v.to_vec();
             v.sort();
-            ms(at(&v, 0.5))
+            super::ms(super::percentile(&v, 50.0))
         };
         for (verb, v) in [("ADD", adds), ("DEL", dels)] {
             if v.len() < k {

@@ -1,9 +1,9 @@
 //! dnsname on top of a bridge chain, ours against containers/dnsname (the
 //! Go plugin that podman's CNI backend chains, running one dnsmasq per
-//! network): each container is first attached by our bridge (untimed, the
-//! same for both), then the timed dnsname ADD registers it; once all are
-//! in, the timed DELs remove them. A chain without dnsname pays nothing,
-//! so the ADD is what name resolution costs on top.
+//! network), chained after our bridge (`chained.rs`: an untimed bridge ADD,
+//! then the timed dnsname ADD registers the container; the timed DELs once
+//! all are in). A chain without dnsname pays nothing, so the ADD is what
+//! name resolution costs on top.
 //!
 //! The Go plugin is Debian's golang-github-containernetworking-plugin-dnsname,
 //! unpacked by `just deps` into target/go-dnsname (never installed: in
@@ -11,7 +11,6 @@
 //! hard-codes /run/containers/cni/dnsname, so it runs in a mount namespace
 //! of the bench's own where /run is a fresh tmpfs (named namespaces kept).
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -20,12 +19,11 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use integration::paths::{self, Binary};
 use integration::proc::Finished;
-use integration::{Invocation, NetnsPool, TempDir};
+use integration::{Invocation, TempDir};
 use serde_json::{json, Value};
 
+use super::chained::ChainedAddThenDel;
 use super::{Contender, Ctx, Scenario, CNI_VERSION};
-
-const CONTAINERS: usize = 100;
 
 /// Where `just deps` unpacks containers/dnsname (or CNI_BENCH_GO_DNSNAME).
 fn go_dnsname() -> PathBuf {
@@ -129,35 +127,16 @@ impl Drop for Shm {
     }
 }
 
-fn line(what: &str, label: &str, v: &[std::time::Duration]) {
-    let mut v = v.to_vec();
-    v.sort();
-    if v.is_empty() {
-        return;
-    }
-    println!(
-        "  dnsname {what} {label:>9}: n {}, median {:.3} ms, p95 {:.3} ms",
-        v.len(),
-        super::percentile(&v, 50.0).as_secs_f64() * 1000.0,
-        super::percentile(&v, 95.0).as_secs_f64() * 1000.0
-    );
-}
-
 #[derive(Default)]
 pub struct AddThenDel {
-    data: Option<TempDir>,
-    pool: Option<NetnsPool>,
+    base: ChainedAddThenDel,
     private_run: Option<PrivateRun>,
     shm: Option<Shm>,
-    total: usize,
-    /// The bridge result of each (contender, container), for its calls.
-    results: HashMap<(usize, usize), Value>,
-    seen: super::Latencies,
 }
 
 impl Scenario for AddThenDel {
     fn name(&self) -> String {
-        format!("dnsname {CONTAINERS} ADDs then DELs (after an untimed bridge ADD)")
+        ChainedAddThenDel::name("dnsname")
     }
     fn plugin(&self) -> &str {
         "dnsname"
@@ -173,20 +152,17 @@ impl Scenario for AddThenDel {
         ]
     }
     fn samples(&self, _requested: usize) -> usize {
-        2 * CONTAINERS
+        ChainedAddThenDel::samples()
     }
     fn setup(&mut self, ctx: &Ctx, contenders: usize) -> Result<()> {
-        self.total = ctx.samples;
-        let data = TempDir::new("bench-dnsname");
         // The containers first: the private /run binds the namespaces
         // that exist when it is made.
-        self.pool = Some(NetnsPool::new("bdn", self.total.div_ceil(2) * contenders)?);
-        self.private_run = Some(PrivateRun::new(&data)?);
+        self.base.setup(ctx, contenders, "bench-dnsname", "bdn")?;
+        self.private_run = Some(PrivateRun::new(self.base.data())?);
         let shm = PathBuf::from(format!("/dev/shm/cni-bench-dnsname-{}", std::process::id()));
         std::fs::create_dir_all(&shm)?;
         std::fs::write(shm.join("no-upstream.conf"), "")?;
         self.shm = Some(Shm(shm));
-        self.data = Some(data);
         Ok(())
     }
     fn prepare(
@@ -196,37 +172,19 @@ impl Scenario for AddThenDel {
         slot: usize,
         sample: usize,
     ) -> Result<Vec<Invocation>> {
-        let (verb, n) = super::add_then_del(sample, self.total);
-        let half = self.total.div_ceil(2);
-        let ns = super::slot_ns(&self.pool, half, slot, n);
-        let cid = format!("dn-bench-{slot}-{n}");
-        if verb == "ADD" {
-            let data = self.data.as_ref().expect("setup ran");
-            let add = Invocation::ours("bridge").cni(
-                "ADD",
-                &ctx.host,
-                &cid,
-                &ns.path_str(),
-                "eth0",
-                &bridge_conf(slot, data),
-            );
-            let out = add.run();
-            if !out.success() {
-                bail!("untimed bridge ADD failed:\n{}", out.report());
-            }
-            self.results.insert((slot, n), out.json());
-        }
-        let prev = self.results.get(&(slot, n)).cloned().unwrap_or(Value::Null);
+        let st = self.base.step(ctx, slot, sample, "dn-bench", |data| {
+            bridge_conf(slot, data)
+        })?;
         let mut inv = Invocation::new(&who.path)
             .cni(
-                verb,
+                st.verb,
                 &ctx.host,
-                &cid,
-                &ns.path_str(),
+                &st.cid,
+                &st.ns.path_str(),
                 "eth0",
-                &dnsname_conf(slot, &prev),
+                &dnsname_conf(slot, &st.prev),
             )
-            .cni_args(&format!("IgnoreUnknown=1;K8S_POD_NAME=c{n}"))
+            .cni_args(&format!("IgnoreUnknown=1;K8S_POD_NAME=c{}", st.n))
             .timeout(None);
         if who.which == Some(Binary::Ours) {
             let shm = &self.shm.as_ref().expect("setup ran").0;
@@ -243,12 +201,6 @@ impl Scenario for AddThenDel {
         Ok(vec![inv])
     }
     fn verify(&mut self, who: &Contender, invs: &[Invocation], outs: &[Finished]) -> Result<()> {
-        super::all_succeeded(invs, outs)?;
-        if let Some(lat) = self.seen.record(&who.label, outs, self.total) {
-            let (adds, dels) = lat.split_at(self.total / 2);
-            line("ADD", &who.label, adds);
-            line("DEL", &who.label, dels);
-        }
-        Ok(())
+        self.base.verify("dnsname", who, invs, outs)
     }
 }

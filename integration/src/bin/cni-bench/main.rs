@@ -290,6 +290,7 @@ impl Scenario for LoopbackDel {
 }
 
 mod bridge;
+mod chained;
 mod cluster;
 mod dns;
 mod dnsname;
@@ -416,6 +417,22 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     // Nearest rank.
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// One line of a scenario's latencies for one verb (or window): count,
+/// median and 95th percentile.
+fn latency_line(plugin: &str, what: &str, label: &str, v: &[Duration]) {
+    let mut v = v.to_vec();
+    v.sort();
+    if v.is_empty() {
+        return;
+    }
+    println!(
+        "  {plugin} {what} {label:>9}: n {}, median {:.3} ms, p95 {:.3} ms",
+        v.len(),
+        ms(percentile(&v, 50.0)),
+        ms(percentile(&v, 95.0))
+    );
 }
 
 fn ms(d: Duration) -> f64 {

@@ -4,6 +4,8 @@
 //! in conntrack and keeps its old translation while packets keep coming;
 //! deleting it makes the next packet meet the current rules.
 
+use std::net::IpAddr;
+
 use nix::errno::Errno;
 
 use super::nl::{self, put_msg, Attrs, NFGENMSG_LEN};
@@ -21,6 +23,7 @@ const CTA_TUPLE_ORIG: u16 = 1;
 const CTA_TUPLE_REPLY: u16 = 2;
 const CTA_TUPLE_IP: u16 = 1;
 const CTA_IP_V4_SRC: u16 = 1;
+const CTA_IP_V6_SRC: u16 = 3;
 const CTA_ZONE: u16 = 18;
 const CTA_TUPLE_PROTO: u16 = 2;
 const CTA_PROTO_NUM: u16 = 1;
@@ -55,6 +58,32 @@ pub fn flush_reply_sources_v4(proto: u8, addrs: &[std::net::Ipv4Addr]) -> Result
             .iter()
             .find_map(|a| deletion_if_reply_from(attrs, proto, *a))
     })
+}
+
+/// Delete every entry of `proto` to port `port` that was translated to one
+/// of `targets` (its reply comes from there): the connections a published
+/// port carried to a container that is going away. TCP entries would
+/// otherwise linger for minutes (TIME_WAIT, or days when established) and
+/// name an address the next container may get. Entries of other
+/// destinations on the same port, such as the host's own connections out
+/// to a remote port of that number, are left alone. One dump per family.
+pub fn flush_translated(proto: u8, port: u16, targets: &[IpAddr]) -> Result<usize> {
+    let mut deleted = 0;
+    for (family, v6) in [(AF_INET, false), (AF_INET6, true)] {
+        let mine: Vec<IpAddr> = targets
+            .iter()
+            .copied()
+            .filter(|t| t.is_ipv6() == v6)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let what = format!("conntrack: delete entries to port {port} translated to {mine:?}");
+        deleted += flush(family, &what, |attrs| {
+            deletion_if_translated(attrs, proto, port, &mine)
+        })?;
+    }
+    Ok(deleted)
 }
 
 /// Dump the entries of `family` and delete those `pick` turns into a
@@ -123,12 +152,37 @@ fn deletion_for(attrs: &[u8], proto: u8, port: u16) -> Option<Vec<u8>> {
 fn deletion_if_reply_from(attrs: &[u8], proto: u8, addr: std::net::Ipv4Addr) -> Option<Vec<u8>> {
     let orig = nl::find(attrs, CTA_TUPLE_ORIG)?;
     let num = *nl::find(nl::find(orig, CTA_TUPLE_PROTO)?, CTA_PROTO_NUM)?.first()?;
-    let reply = nl::find(attrs, CTA_TUPLE_REPLY)?;
-    let src = nl::find(nl::find(reply, CTA_TUPLE_IP)?, CTA_IP_V4_SRC)?;
-    if num != proto || src != addr.octets() {
+    if num != proto || reply_source(attrs)? != IpAddr::V4(addr) {
         return None;
     }
     delete_request(attrs, orig)
+}
+
+/// The same, for an entry of `proto` to `port` answered by one of `targets`.
+fn deletion_if_translated(
+    attrs: &[u8],
+    proto: u8,
+    port: u16,
+    targets: &[IpAddr],
+) -> Option<Vec<u8>> {
+    deletion_for(attrs, proto, port)?;
+    let src = reply_source(attrs)?;
+    if !targets.contains(&src) {
+        return None;
+    }
+    delete_request(attrs, nl::find(attrs, CTA_TUPLE_ORIG)?)
+}
+
+/// The source address of an entry's reply tuple: where a translated
+/// connection really goes.
+fn reply_source(attrs: &[u8]) -> Option<IpAddr> {
+    let ip = nl::find(nl::find(attrs, CTA_TUPLE_REPLY)?, CTA_TUPLE_IP)?;
+    if let Some(v4) = nl::find(ip, CTA_IP_V4_SRC) {
+        let b: [u8; 4] = v4.get(..4)?.try_into().ok()?;
+        return Some(IpAddr::from(b));
+    }
+    let b: [u8; 16] = nl::find(ip, CTA_IP_V6_SRC)?.get(..16)?.try_into().ok()?;
+    Some(IpAddr::from(b))
 }
 
 fn delete_request(attrs: &[u8], orig: &[u8]) -> Option<Vec<u8>> {
@@ -179,6 +233,48 @@ mod tests {
             });
         });
         a.into_bytes()
+    }
+
+    fn translated(proto: u8, dport: u16, reply_src: &[u8]) -> Vec<u8> {
+        let mut a = Attrs::new();
+        a.nested(CTA_TUPLE_ORIG, |t| {
+            t.nested(CTA_TUPLE_PROTO, |p| {
+                p.bytes(CTA_PROTO_NUM, &[proto]);
+                p.bytes(CTA_PROTO_DST_PORT, &dport.to_be_bytes());
+            });
+        });
+        a.nested(CTA_TUPLE_REPLY, |t| {
+            t.nested(CTA_TUPLE_IP, |ip| {
+                let kind = if reply_src.len() == 16 {
+                    CTA_IP_V6_SRC
+                } else {
+                    CTA_IP_V4_SRC
+                };
+                ip.bytes(kind, reply_src);
+            });
+        });
+        a.into_bytes()
+    }
+
+    #[test]
+    fn picks_only_connections_translated_to_the_targets() {
+        const TCP: u8 = 6;
+        let v4: IpAddr = "10.0.0.4".parse().unwrap();
+        let v6: IpAddr = "fd00::4".parse().unwrap();
+        let targets = [v4, v6];
+        let pick = |e: &[u8]| deletion_if_translated(e, TCP, 8080, &targets).is_some();
+        assert!(pick(&translated(TCP, 8080, &[10, 0, 0, 4])));
+        let v6_octets = match v6 {
+            IpAddr::V6(a) => a.octets(),
+            IpAddr::V4(_) => unreachable!(),
+        };
+        assert!(pick(&translated(TCP, 8080, &v6_octets)));
+        // Another destination on that port: the host's own connection out.
+        assert!(!pick(&translated(TCP, 8080, &[192, 0, 2, 9])));
+        assert!(!pick(&translated(TCP, 8081, &[10, 0, 0, 4])));
+        assert!(!pick(&translated(UDP, 8080, &[10, 0, 0, 4])));
+        assert!(!pick(&translated(TCP, 8080, &[10, 0, 0])));
+        assert!(!pick(&entry(TCP, 8080)));
     }
 
     #[test]

@@ -78,7 +78,8 @@ impl Proto {
         }
     }
 
-    fn number(self) -> u8 {
+    /// The IP protocol number (conntrack and the rules match on it).
+    pub fn number(self) -> u8 {
         match self {
             Proto::Tcp => 6,
             Proto::Udp => 17,
@@ -189,6 +190,10 @@ fn octets(ip: &IpAddr) -> Vec<u8> {
 /// `ip saddr`/`ip6 saddr` (or daddr) equal to `ip`; the family match first,
 /// as payload offsets depend on it.
 fn addr_match(ip: &IpAddr, dst: bool) -> Vec<Expr> {
+    addr_cmp(ip, dst, expr::CMP_EQ)
+}
+
+fn addr_cmp(ip: &IpAddr, dst: bool, op: u32) -> Vec<Expr> {
     let offset = match (ip.is_ipv6(), dst) {
         (false, false) => 12,
         (false, true) => 16,
@@ -203,7 +208,7 @@ fn addr_match(ip: &IpAddr, dst: bool) -> Vec<Expr> {
             bytes.len() as u32,
             expr::REG_1,
         ),
-        expr::cmp(expr::CMP_EQ, expr::REG_1, &bytes),
+        expr::cmp(op, expr::REG_1, &bytes),
     ]
 }
 
@@ -235,11 +240,24 @@ fn target_hash(ip: &IpAddr, port: u16) -> u32 {
 }
 
 /// The DNAT rule of mapping `m` to container address `ip`.
+///
+/// An IPv6 rule for every local address leaves out `::1`: the kernel has no
+/// `route_localnet` for IPv6 and drops a translated connection from `::1`
+/// (masquerade or not), so the host's `[::1]:PORT` would hang until the
+/// client gives up. Untranslated, it is refused at once by the host's own
+/// stack, and a client trying `localhost` falls back to 127.0.0.1, which is
+/// translated. (The reference maps `::1` too, and hangs.)
 pub(crate) fn dnat_rule(tag: &str, readable: &str, m: &PortMapping, ip: &IpAddr) -> RuleSpec {
     let claim = claim_of(m, ip.is_ipv6());
     let mut exprs = family_match(ip);
-    if let Some(h) = m.host_ip.filter(|a| !a.is_unspecified()) {
-        exprs.extend(addr_match(&h, true));
+    match m.host_ip.filter(|a| !a.is_unspecified()) {
+        Some(h) => exprs.extend(addr_match(&h, true)),
+        None if ip.is_ipv6() => exprs.extend(addr_cmp(
+            &IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            true,
+            expr::CMP_NEQ,
+        )),
+        None => {}
     }
     exprs.extend([
         expr::meta(expr::META_L4PROTO, expr::REG_1),
@@ -281,6 +299,7 @@ pub(crate) fn masq_rules(tag: &str, readable: &str, ip: &IpAddr, masq_all: bool)
     }
     let mut out = vec![mk("masq-hairpin", Some(*ip))];
     if ip.is_ipv4() {
+        // IPv6 has no route_localnet: ::1 is never translated (dnat_rule).
         out.push(mk(
             "masq-localhost",
             Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
@@ -351,16 +370,44 @@ pub(crate) fn claim_in(comment: &str) -> Option<Claim> {
     Claim::decode(rest)
 }
 
-/// The owner in brackets at the end of a comment (may be cut short).
-pub(crate) fn owner_in(comment: &str) -> &str {
-    comment
-        .find('[')
-        .map_or("another container", |i| &comment[i..])
+/// The owner in brackets at the end of a comment, for a message: a
+/// container's `[net id ifname]` reads "container ID (IFNAME on network
+/// NET)". The comment limit may have cut it short: then it ends in "…".
+pub(crate) fn owner_in(comment: &str) -> String {
+    let Some(i) = comment.find('[') else {
+        return "another container".to_string();
+    };
+    let inner = &comment[i + 1..];
+    let (inner, cut) = match inner.strip_suffix(']') {
+        Some(whole) => (whole, ""),
+        None => (inner, "…"),
+    };
+    match inner.split(' ').collect::<Vec<_>>()[..] {
+        [net, id, ifname] if cut.is_empty() => {
+            format!("container {id} ({ifname} on network {net})")
+        }
+        [net, id, ..] => format!("container {id}{cut} (network {net})"),
+        [net] if !cut.is_empty() => format!("a container of network {net}{cut}"),
+        _ => format!("[{inner}{cut}]"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owners_read_as_words_even_when_cut_short() {
+        assert_eq!(
+            owner_in("cni-rs net=a ctr=b pm x [web c0ffee eth0]"),
+            "container c0ffee (eth0 on network web)"
+        );
+        assert_eq!(
+            owner_in("cni-rs net=a ctr=b pm x [web c0ffeec0ffee"),
+            "container c0ffeec0ffee… (network web)"
+        );
+        assert_eq!(owner_in("no owner"), "another container");
+    }
 
     #[test]
     fn claims_round_trip_and_collide() {

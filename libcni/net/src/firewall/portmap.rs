@@ -93,7 +93,14 @@ impl Publication<'_> {
 /// Make the attachment's rules exactly what `p` asks for, refusing (code
 /// [`PORT_TAKEN`], nothing changed) ports another attachment publishes.
 /// Idempotent: a repeated ADD changes nothing.
-pub fn publish(p: &Publication) -> Result<()> {
+///
+/// `host_check` runs once those claims are found free, under the same lock,
+/// before anything is written: the caller's refusal of ports a host socket
+/// holds. In that order a port another container publishes is refused
+/// naming that container, even when the runtime also holds the port open
+/// for it (podman's conmon keeps a listening socket per published port,
+/// which a socket check alone could only report as "a socket of the host").
+pub fn publish(p: &Publication, host_check: impl FnOnce(&[Claim]) -> Result<()>) -> Result<()> {
     validate_attachment(p.network, p.container_id, p.ifname)?;
     let desired = p.desired();
     let claims = p.claims();
@@ -122,6 +129,7 @@ pub fn publish(p: &Publication) -> Result<()> {
         taken.dedup();
         return Err(Error::new(PORT_TAKEN, taken.join("; ")));
     }
+    host_check(&claims)?;
 
     let mut reqs = Vec::new();
     let mut wanted = desired.clone();
@@ -210,10 +218,21 @@ pub fn check(p: &Publication) -> Result<()> {
     )))
 }
 
+/// A claim given up by [`unpublish`] or [`gc`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Released {
+    pub claim: Claim,
+    /// Whether its rule ever translated a connection (its counter): only
+    /// then can conntrack hold entries it made. Walking conntrack costs
+    /// milliseconds (the kernel's table is one for all namespaces), so a
+    /// DEL of a port nobody used skips it.
+    pub used: bool,
+}
+
 /// Remove the attachment's rules (the table with the last of them).
 /// Returns the claims released, so the caller can flush their conntrack
 /// entries. Nothing there is success, with no transaction.
-pub fn unpublish(network: &str, container_id: &str, ifname: &str) -> Result<Vec<Claim>> {
+pub fn unpublish(network: &str, container_id: &str, ifname: &str) -> Result<Vec<Released>> {
     validate_attachment(network, container_id, ifname)?;
     let mut s = Session::open(true)?;
     remove(&mut s, |c| {
@@ -223,7 +242,7 @@ pub fn unpublish(network: &str, container_id: &str, ifname: &str) -> Result<Vec<
 
 /// GC: remove the rules of `network`'s attachments not in `valid`
 /// (container ID, ifname). Returns the claims released.
-pub fn gc(network: &str, valid: &[(&str, &str)]) -> Result<Vec<Claim>> {
+pub fn gc(network: &str, valid: &[(&str, &str)]) -> Result<Vec<Released>> {
     validate_name(network)?;
     let keep: HashSet<String> = valid
         .iter()
@@ -243,7 +262,7 @@ pub fn published() -> Result<Vec<(Claim, String)>> {
         .iter()
         .filter_map(|r| {
             let c = r.comment.as_deref()?;
-            Some((claim_in(c)?, owner_in(c).to_string()))
+            Some((claim_in(c)?, owner_in(c)))
         })
         .collect())
 }
@@ -254,7 +273,7 @@ fn is_jump(comment: &str) -> bool {
 
 /// Delete the rules whose comment `pick` selects; the whole table when only
 /// the shared jumps would be left.
-fn remove(s: &mut Session, pick: impl Fn(&str) -> bool) -> Result<Vec<Claim>> {
+fn remove(s: &mut Session, pick: impl Fn(&str) -> bool) -> Result<Vec<Released>> {
     let rules = s.rules_in(NAT_TABLE)?;
     let mine: Vec<&RuleInfo> = rules
         .iter()
@@ -263,10 +282,16 @@ fn remove(s: &mut Session, pick: impl Fn(&str) -> bool) -> Result<Vec<Claim>> {
     if mine.is_empty() {
         return Ok(Vec::new());
     }
-    let mut claims: Vec<Claim> = Vec::new();
-    for c in mine.iter().filter_map(|r| claim_in(r.comment.as_deref()?)) {
-        if !claims.contains(&c) {
-            claims.push(c);
+    let mut claims: Vec<Released> = Vec::new();
+    for r in &mine {
+        let Some(claim) = r.comment.as_deref().and_then(claim_in) else {
+            continue;
+        };
+        // A counter we cannot read counts as used: flushing is harmless.
+        let used = r.packets.is_none_or(|n| n > 0);
+        match claims.iter_mut().find(|c| c.claim == claim) {
+            Some(c) => c.used |= used,
+            None => claims.push(Released { claim, used }),
         }
     }
     let others = rules

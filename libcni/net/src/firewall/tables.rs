@@ -88,6 +88,9 @@ const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_LIST_ELEM: u16 = 1;
+const NFTA_EXPR_NAME: u16 = 1;
+const NFTA_EXPR_DATA: u16 = 2;
+const NFTA_COUNTER_PACKETS: u16 = 2;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_DATA: u16 = 2;
 const NFTA_SET_ELEM_USERDATA: u16 = 6;
@@ -163,6 +166,10 @@ pub(crate) struct RuleInfo {
     pub(crate) chain: String,
     pub(crate) handle: u64,
     pub(crate) comment: Option<String>,
+    /// The packets its `counter` counted (None: it has none). A NAT rule
+    /// sees only a connection's first packet, so 0 means it never
+    /// translated one.
+    pub(crate) packets: Option<u64>,
 }
 
 /// A set element as the kernel reported it.
@@ -474,7 +481,21 @@ pub(crate) fn parse_rule_in(attrs: &[u8], want: &'static str) -> Option<RuleInfo
         chain: nl::as_str(nl::find(attrs, NFTA_RULE_CHAIN)?),
         handle: nl::as_be64(nl::find(attrs, NFTA_RULE_HANDLE)?)?,
         comment: nl::find(attrs, NFTA_RULE_USERDATA).and_then(ident::decode_comment),
+        packets: nl::find(attrs, NFTA_RULE_EXPRESSIONS).and_then(counter_packets),
     })
+}
+
+/// The packet count of the first `counter` in a rule's expression list.
+fn counter_packets(list: &[u8]) -> Option<u64> {
+    nl::AttrIter::new(list)
+        .filter(|(k, _)| *k == NFTA_LIST_ELEM)
+        .find(|(_, e)| nl::find(e, NFTA_EXPR_NAME).is_some_and(|n| nl::as_str(n) == "counter"))
+        .and_then(|(_, e)| {
+            nl::as_be64(nl::find(
+                nl::find(e, NFTA_EXPR_DATA)?,
+                NFTA_COUNTER_PACKETS,
+            )?)
+        })
 }
 
 /// Decode the elements of one element-dump message.

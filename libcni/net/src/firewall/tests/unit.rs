@@ -263,6 +263,7 @@ fn rule_and_element_messages_decode_like_dumps() {
     assert_eq!(info.chain, "postrouting");
     assert_eq!(info.handle, 42);
     assert_eq!(info.comment.as_deref(), Some(r.comment.as_str()));
+    assert_eq!(info.packets, None, "a counter we sent has no count yet");
     assert!(tables::del_rule(Family::Inet, &info)
         .what
         .contains("handle 42"));
@@ -347,4 +348,29 @@ fn kernel_errors_name_the_object_and_keep_errno() {
         "{}",
         e.msg
     );
+}
+
+#[test]
+fn a_dumped_rule_reports_its_counter() {
+    let dumped = |count: Option<u64>| {
+        let mut a = Attrs::new();
+        a.string(1, tables::TABLE).string(2, "hostports").be64(3, 9);
+        a.nested(4, |l| {
+            l.nested(1, |e| {
+                e.string(1, "meta");
+            });
+            l.nested(1, |e| {
+                e.string(1, "counter");
+                if let Some(n) = count {
+                    e.nested(2, |d| {
+                        d.be64(1, 6000).be64(2, n);
+                    });
+                }
+            });
+        });
+        tables::parse_rule(a.as_bytes()).unwrap().packets
+    };
+    assert_eq!(dumped(Some(7)), Some(7));
+    assert_eq!(dumped(Some(0)), Some(0));
+    assert_eq!(dumped(None), None);
 }
