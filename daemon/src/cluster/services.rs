@@ -493,12 +493,17 @@ impl Cluster {
         self.service_undo(&svc).await;
         // Until every host took the service's endpoints off the overlay
         // (and, with the network's last service, its mesh address).
+        // Whether it was the network's last service, from the store: this
+        // host's watch may still be behind.
+        let last = match self.services_now().await {
+            Ok(v) => !v.services.values().any(|s| s.network == svc.network),
+            Err(e) => return fail(e),
+        };
         let tasks: BTreeSet<Ipv4Addr> = shown_svc.tasks.iter().map(|t| t.address).collect();
         let deadline = Instant::now() + RM_WAIT;
         loop {
             let done = {
                 let v = self.view();
-                let last = !v.services.values().any(|s| s.network == svc.network);
                 !v.endpoints
                     .get(&svc.network)
                     .into_iter()
