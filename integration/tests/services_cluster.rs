@@ -507,8 +507,15 @@ fn root_mesh_holds_the_devices_ports_are_claimed_cluster_wide_and_dnsrr_names_ta
         .args(["-KILL", &pid.to_string()])
         .status();
     assert!(killed.is_ok_and(|s| s.success()), "kill h2's daemon");
+    // Gone means its files are closed (its socket too): a zombie or no
+    // process at all (`/proc/PID/exe` goes earlier, while it still exits).
     wait_until("h2's daemon gone", Duration::from_secs(5), || {
-        m.sites[2].daemon_pid() != Some(pid)
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true)
     });
     assert!(m.sites[2].ok(&["service", "ls"]).contains(&rr));
     let who = spread(&outside, underlay_addr(2, 9090), 3);
