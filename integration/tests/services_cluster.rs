@@ -507,18 +507,30 @@ fn root_mesh_holds_the_devices_ports_are_claimed_cluster_wide_and_dnsrr_names_ta
         .args(["-KILL", &pid.to_string()])
         .status();
     assert!(killed.is_ok_and(|s| s.success()), "kill h2's daemon");
-    // Gone means its files are closed (its socket too): a zombie or no
-    // process at all (`/proc/PID/exe` goes earlier, while it still exits).
-    wait_until("h2's daemon gone", Duration::from_secs(5), || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit_once(')')
-                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-            })
-            .unwrap_or(true)
+    // Gone means its socket is closed: the whole thread group has exited
+    // (a thread the kernel still holds, say on the rtnl lock, keeps the
+    // process's files open after its main thread is a zombie).
+    let sock = m.sites[2].dir.join("daemon").join("daemon.sock");
+    wait_until("h2's daemon gone", Duration::from_secs(30), || {
+        std::os::unix::net::UnixStream::connect(&sock).is_err()
     });
     assert!(m.sites[2].ok(&["service", "ls"]).contains(&rr));
     let who = spread(&outside, underlay_addr(2, 9090), 3);
+    assert_eq!(who.keys().collect::<Vec<_>>(), vec![&tasks[0].name]);
+
+    // h0 (no task) leaves the cluster: its mesh, rules and VIPs go with
+    // it; the port still answers through the others.
+    let h0_mesh = m.bridge_addrs(&m.sites[0]);
+    m.sites[0].ok(&["cluster", "leave"]);
+    assert!(!m.has_link(&m.sites[0], &m.bridge()), "{h0_mesh:?}");
+    let rules = m.ruleset(&m.sites[0]);
+    assert!(!rules.contains(&format!("[{name}]")), "{rules}");
+    let eps = etcd.get_prefix(&format!("/cni-rs/endpoints/{}/", m.net));
+    assert!(
+        !eps.iter().any(|(_, v)| v.contains("\"host\":\"h0\"")),
+        "{eps:?}"
+    );
+    let who = spread(&outside, underlay_addr(1, 9090), 3);
     assert_eq!(who.keys().collect::<Vec<_>>(), vec![&tasks[0].name]);
 
     m.servers.borrow_mut().clear();
@@ -530,7 +542,7 @@ fn root_mesh_holds_the_devices_ports_are_claimed_cluster_wide_and_dnsrr_names_ta
             !m.has_link(s, &m.bridge())
         });
     }
-    m.sites[0].ok(&["network", "rm", &m.net]);
+    m.sites[1].ok(&["network", "rm", &m.net]);
 }
 
 #[test]

@@ -103,6 +103,8 @@ struct State {
 /// The agent of one membership.
 pub struct Agent {
     pub kick: tokio::sync::Notify,
+    /// Set when the host leaves: the agent does nothing more.
+    off: std::sync::atomic::AtomicBool,
     file: PathBuf,
     state: tokio::sync::Mutex<Option<State>>,
 }
@@ -111,6 +113,7 @@ impl Agent {
     pub fn new(state_root: &Path) -> Agent {
         Agent {
             kick: tokio::sync::Notify::new(),
+            off: Default::default(),
             file: state_root.join("cluster-agent.json"),
             state: tokio::sync::Mutex::new(None),
         }
@@ -183,6 +186,9 @@ pub async fn run(c: Weak<Cluster>) {
 
 async fn reconcile(c: &Cluster) {
     let mut guard = c.agent.state.lock().await;
+    if c.agent.off.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     let st = guard.get_or_insert_with(|| c.agent.load());
     let before = st.clone();
     let view = c.view().clone();
@@ -485,6 +491,49 @@ async fn vip_leases(c: &Cluster, view: &View) {
             ));
         }
     }
+}
+
+/// Before the host leaves: refused while containers hold addresses here
+/// (unless `force`); otherwise its part of the services goes.
+pub async fn before_leave(c: &Cluster, force: bool) -> Result<(), cni_dns::control::Reply> {
+    let held = containers_held(c).await;
+    if held > 0 && !force {
+        return Err(cni_dns::control::Reply::error(format!(
+            "this host still has {held} endpoint(s) on cluster networks: remove them or use --force"
+        )));
+    }
+    teardown(c).await;
+    Ok(())
+}
+
+/// The host leaves the cluster: every task it runs stops, every rule,
+/// virtual IP and mesh it made goes, as if the store had no service.
+async fn teardown(c: &Cluster) {
+    let mut guard = c.agent.state.lock().await;
+    c.agent
+        .off
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let st = guard.get_or_insert_with(|| c.agent.load());
+    let none = View::default();
+    tasks(c, &none, &settings(c), st).await;
+    service_rules(&none, st).await;
+    meshes_down(c, &none, st).await;
+    c.agent.save(st);
+}
+
+/// This host's leases that containers (tasks included) hold: not the
+/// mesh's nor a virtual IP's.
+pub async fn containers_held(c: &Cluster) -> usize {
+    let mut leases = c.leases.lock().await;
+    let mut n = 0;
+    for net in leases.networks() {
+        n += leases
+            .of(&net)
+            .values()
+            .filter(|o| !is_reserved(&o.container_id, &o.ifname))
+            .count();
+    }
+    n
 }
 
 /// The names of every service's virtual IP, answered on every host.

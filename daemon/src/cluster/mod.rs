@@ -223,6 +223,16 @@ impl ClusterHandle {
             // CNI's "invalid network config".
             return Reply::error_code(7, msg);
         }
+        if let ClusterRequest::Leave { force } = req {
+            // The host's part of the services goes first, without the
+            // membership's lock: stopping a task calls back into us.
+            let c = self.current.lock().await.clone();
+            if let Some(c) = c {
+                if let Err(r) = agent::before_leave(&c, force).await {
+                    return r;
+                }
+            }
+        }
         let mut cur = self.current.lock().await;
         if let ClusterRequest::Join { init, grace_period } = req {
             let conf = match conf_file::load() {
@@ -1078,7 +1088,7 @@ impl Cluster {
     /// Take this host out of the store: its endpoints, blocks, liveness
     /// and membership; then the networks it materialized and its leases.
     async fn leave(&self, force: bool) -> Reply {
-        let held = self.leases.lock().await.total();
+        let held = agent::containers_held(self).await;
         if held > 0 && !force {
             return Reply::error(format!(
                 "this host still has {held} endpoint(s) on cluster networks: remove them or use --force"
