@@ -526,6 +526,29 @@ mod tests {
         let none = svc(&[], &p).desired();
         assert_eq!(none.len(), 1);
         assert!(none[0].comment.contains("masq-vip"));
+        // The routing mesh: one more rule, translated traffic leaving
+        // through the overlay takes this host's mesh address.
+        let mesh = ServiceRules {
+            mesh: Some(Mesh {
+                bridge: "vxbr4096",
+                address: Ipv4Addr::new(10, 0, 0, 9),
+            }),
+            ..svc(&b, &p)
+        };
+        let with = mesh.desired();
+        assert_eq!(with.len(), 5);
+        let m = with.iter().find(|r| r.comment.contains("mesh ")).unwrap();
+        assert_eq!(m.chain, nat_table::POSTROUTING);
+        assert!(
+            m.comment.contains("mesh vxbr4096 10.0.0.9"),
+            "{}",
+            m.comment
+        );
+        let idle = ServiceRules {
+            backends: &[],
+            ..mesh
+        };
+        assert!(!idle.desired().iter().any(|r| r.comment.contains("mesh ")));
     }
 
     #[test]
