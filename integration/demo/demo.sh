@@ -4,7 +4,8 @@
 # name resolution between containers (and its isolation), a `none` sandbox,
 # a macvlan network on a veth parent, an overlay across both hosts, services,
 # and cluster scope: etcd on a third fake host, both hosts joined, one
-# `network create` for an overlay on both, names across hosts. Each step prints the command a user would type, then its
+# `network create` for an overlay on both, names across hosts, and the routing mesh (a service's
+# tasks spread over both hosts, its port published on each, reached from outside). Each step prints the command a user would type, then its
 # output. Nothing is installed and nothing touches this machine's network;
 # everything is removed at the end, also when a step fails.
 set -euo pipefail
@@ -34,14 +35,14 @@ for s in $SANDBOXES; do
   fi
 done
 # Service tasks are named NAME.<slot>.<id>: the demo's services must be the only ones of these names.
-if ls /var/run/netns 2>/dev/null | grep -qE '^(whoami|shop)\.'; then
-  echo "network namespaces named whoami.* or shop.* exist; the demo's services need those names" >&2
+if ls /var/run/netns 2>/dev/null | grep -qE '^(whoami|shop|hello)\.'; then
+  echo "network namespaces named whoami.*, shop.* or hello.* exist; the demo's services need those names" >&2
   exit 1
 fi
 SERVER_PIDS="" SHOP=""
 
 # The demo's service tasks (named at creation), for cleanup.
-demo_tasks() { ls /var/run/netns 2>/dev/null | grep -E '^(whoami|shop)\.' || true; }
+demo_tasks() { ls /var/run/netns 2>/dev/null | grep -E '^(whoami|shop|hello)\.' || true; }
 
 cleanup() {
   set +e
@@ -223,6 +224,28 @@ show "ip -n cl-a -br addr show eth0; ip -n cl-b -br addr show eth0"
 show "ip netns exec cl-a dig +short +time=1 @127.0.0.11 beta.dns.podman"
 show "ip netns exec cl-a ping -c2 -W1 \$(ip netns exec cl-a dig +short +time=1 @127.0.0.11 beta.dns.podman) | tail -2"
 on $HOST_A cluster ls
+
+say "The routing mesh: a service on the cluster's network, from host A. Its three tasks are spread over both hosts; port 8080 is published on every host."
+on $HOST_A service create hello --network swarm-net --replicas 3 -p 8080:80
+on $HOST_B service ls
+on $HOST_B service inspect hello | grep -E '"Name": "hello\.|"NodeID"'
+for t in $(ls /var/run/netns | grep -E '^hello\.'); do
+  ip netns exec "$t" python3 "$WORK/whoami.py" "$t" & SERVER_PIDS="$SERVER_PIDS $!"
+done
+sleep 0.5
+
+say "cl-a calls 'hello' by name: the resolver answers its virtual IP, and the three tasks, on both hosts, answer in turn."
+show "ip netns exec cl-a dig +short +time=1 @127.0.0.11 hello"
+show "ip netns exec cl-a python3 $WORK/call.py \$(ip netns exec cl-a dig +short +time=1 @127.0.0.11 hello) 80 6"
+
+say "The etcd host stands for the outside load balancer: port 8080 of either host reaches every task, wherever it runs."
+show "ip netns exec $HOST_E python3 $WORK/call.py 192.0.2.1 8080 3"
+show "ip netns exec $HOST_E python3 $WORK/call.py 192.0.2.2 8080 3"
+
+say "How: each host holds a mesh address on the overlay's bridge (and the VIP), and what it sends to a task leaves from its mesh address, so replies come back through it."
+show "ip -n $HOST_B -4 -br addr show type bridge"
+show "ip netns exec $HOST_B nft list chain inet cni_rs_nat postrouting | grep -o 'oifname.*snat ip to [0-9.]*'"
+on $HOST_B service rm hello
 
 say "Leaving the cluster: the sandboxes go, the network goes cluster-wide, both hosts leave; etcd keeps nothing of them."
 on $HOST_A sandbox rm cl-a

@@ -42,6 +42,10 @@ fn root_demo_runs_clean_and_leaves_nothing() {
         "resolver of demo-host-b: gone",
         "verify: Service converged",
         "whoami scaled to 1",
+        // The routing mesh: tasks on both hosts, the mesh's source address.
+        "NodeID\": \"host-a",
+        "NodeID\": \"host-b",
+        "snat ip to 10.60.0.",
     ] {
         assert!(
             stdout.contains(want),

@@ -245,6 +245,12 @@ impl Etcd {
         Ok(r.get("succeeded").and_then(Value::as_bool) == Some(true))
     }
 
+    /// Put `value` at `key` only if it still holds `expected` (a task's
+    /// host writes its state back unless the task was removed meanwhile).
+    pub async fn replace(&self, key: &str, expected: &[u8], value: &[u8]) -> Result<bool> {
+        self.put_if(key, value, key, expected).await
+    }
+
     pub async fn delete(&self, key: &str) -> Result<()> {
         self.call("/v3/kv/deleterange", &json!({"key": b64(key.as_bytes())}))
             .await

@@ -4,12 +4,15 @@
 //! VXLAN devices' forwarding entries), and answers the cluster requests of
 //! cnitool and the plugins ([`ClusterRequest`]): they never talk to etcd.
 
+pub mod agent;
 pub mod entries;
 pub mod etcd;
 pub mod fdb;
 pub mod ipam;
 pub mod materialize;
+pub mod mesh;
 pub mod outbox;
+pub mod services;
 pub mod store;
 pub mod tls;
 
@@ -100,6 +103,8 @@ struct Dirty {
     all_fdb: bool,
     /// The forwarding entries the events add and remove.
     plan: entries::Plan,
+    /// Services or tasks changed: the agent looks (see `agent`).
+    services: bool,
 }
 
 impl Dirty {
@@ -109,6 +114,7 @@ impl Dirty {
             names: true,
             all_fdb: true,
             plan: entries::Plan::default(),
+            services: true,
         }
     }
 
@@ -120,7 +126,13 @@ impl Dirty {
                 self.conflists = true;
                 self.names = true;
                 self.all_fdb = true;
+                self.services = true;
             }
+            (Some("services"), _) => {
+                self.names = true;
+                self.services = true;
+            }
+            (Some("tasks"), _) => self.services = true,
             (Some("names"), _) => self.names = true,
             // Endpoints and hosts: `Entries::follow_key` says what changes.
             _ => {}
@@ -162,6 +174,8 @@ pub struct Cluster {
     /// Our endpoint records on their way to etcd (ADD does not wait).
     outbox: outbox::Outbox,
     stopped: AtomicBool,
+    /// Runs the services' tasks, mesh and rules on this host.
+    agent: agent::Agent,
 }
 
 /// The daemon's cluster side: the membership, if any.
@@ -215,6 +229,16 @@ impl ClusterHandle {
         if let Err(msg) = check_names(&req) {
             // CNI's "invalid network config".
             return Reply::error_code(7, msg);
+        }
+        if let ClusterRequest::Leave { force } = req {
+            // The host's part of the services goes first, without the
+            // membership's lock: stopping a task calls back into us.
+            let c = self.current.lock().await.clone();
+            if let Some(c) = c {
+                if let Err(r) = agent::before_leave(&c, force).await {
+                    return r;
+                }
+            }
         }
         let mut cur = self.current.lock().await;
         if let ClusterRequest::Join { init, grace_period } = req {
@@ -373,6 +397,7 @@ impl Cluster {
             kick: tokio::sync::Notify::new(),
             watch_events: Default::default(),
             stopped: AtomicBool::new(false),
+            agent: agent::Agent::new(state_root),
         });
         let rev = c.resync().await.map_err(fail)?;
         tokio::spawn(keepalive(Arc::downgrade(&c)));
@@ -380,6 +405,7 @@ impl Cluster {
         tokio::spawn(reaper(Arc::downgrade(&c)));
         tokio::spawn(full_sync_every(Arc::downgrade(&c)));
         tokio::spawn(outbox::pusher(Arc::downgrade(&c)));
+        tokio::spawn(agent::run(Arc::downgrade(&c)));
         log::info(&format!(
             "cluster: {} joined as {} ({})",
             c.conf.store.join(","),
@@ -396,6 +422,10 @@ impl Cluster {
 
     fn me(&self) -> &str {
         &self.conf.host
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
     }
 
     fn view(&self) -> std::sync::MutexGuard<'_, View> {
@@ -581,7 +611,7 @@ impl Cluster {
         log::info(&format!(
             "cluster: released the endpoints and blocks of {host}"
         ));
-        Ok(())
+        self.reschedule(host).await
     }
 
     /// Whether the store confirmed our lease within its TTL.
@@ -630,7 +660,7 @@ impl Cluster {
             materialize::conflists(&self.conf.conf_dir, &networks, self.conf.advertise);
         }
         if d.names {
-            let remote = {
+            let remote: Vec<cni_dns::Record> = {
                 let view = self.view();
                 view.names
                     .iter()
@@ -638,9 +668,13 @@ impl Cluster {
                     .flat_map(|(_, m)| m.values())
                     .filter(|r| r.host != self.conf.host)
                     .map(|r| r.record.clone())
+                    .chain(agent::vip_records(&view))
                     .collect()
             };
             (self.names_sink)(remote);
+        }
+        if d.services {
+            self.agent.kick.notify_one();
         }
         if d.all_fdb {
             self.sync_all();
@@ -706,6 +740,10 @@ impl Cluster {
     async fn handle(&self, req: ClusterRequest) -> Reply {
         match req {
             ClusterRequest::Join { .. } | ClusterRequest::Leave { .. } => Reply::ok(),
+            req @ (ClusterRequest::ServiceCreate { .. }
+            | ClusterRequest::ServiceScale { .. }
+            | ClusterRequest::ServiceRm { .. }
+            | ClusterRequest::ServiceLs) => self.service_request(req).await,
             ClusterRequest::Remove { host, force } => {
                 if host == self.me() {
                     return Reply::error("use `cluster leave` to take this host out");
@@ -802,9 +840,10 @@ impl Cluster {
                         .of(&network)
                         .values()
                         .filter(|o| {
-                            !valid
-                                .iter()
-                                .any(|(c, i)| *c == o.container_id && *i == o.ifname)
+                            !agent::is_reserved(&o.container_id, &o.ifname)
+                                && !valid
+                                    .iter()
+                                    .any(|(c, i)| *c == o.container_id && *i == o.ifname)
                         })
                         .cloned()
                         .collect()
@@ -1063,8 +1102,11 @@ impl Cluster {
         block: IpNetwork,
         owner: &Owner,
     ) -> std::io::Result<Option<IpAddr>> {
+        // A service's virtual IP outlives the host that leased it.
+        let vips = services::vips(&self.view(), network);
         for ip in ipam::usable_of(subnet, block) {
-            if leases.of(network).contains_key(&ip) {
+            let is_vip = matches!(ip, IpAddr::V4(a) if vips.contains(&a));
+            if leases.of(network).contains_key(&ip) || is_vip {
                 continue;
             }
             if leases.take(network, ip, owner)? {
@@ -1130,7 +1172,7 @@ impl Cluster {
     /// Take this host out of the store: its endpoints, blocks, liveness
     /// and membership; then the networks it materialized and its leases.
     async fn leave(&self, force: bool) -> Reply {
-        let held = self.leases.lock().await.total();
+        let held = agent::containers_held(self).await;
         if held > 0 && !force {
             return Reply::error(format!(
                 "this host still has {held} endpoint(s) on cluster networks: remove them or use --force"

@@ -11,6 +11,9 @@
 //! | `blocks/<net>/<a.b.c.d_len>` | owning host | first ADD to leave |
 //! | `endpoints/<net>/<ip>` | `{ip, mac, host, vtep, containerID}` | ADD to DEL |
 //! | `names/<net>/<containerID>-<ifname>` | `{host, record}` (dnsname's) | ADD to DEL |
+//! | `services/<name>` | the service (cni-cnm's, no tasks) | create to rm |
+//! | `tasks/<name>/<slot>` | `{slot, id, name, host, address}` | placed to scaled down or rm |
+//! | `ports/<proto>/<port>` | the service publishing it | create to rm |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -72,6 +75,10 @@ pub struct View {
     pub endpoints: BTreeMap<String, BTreeMap<String, EndpointRec>>,
     /// network -> containerID-ifname -> names
     pub names: BTreeMap<String, BTreeMap<String, NameRec>>,
+    /// name -> service (see `services`)
+    pub services: BTreeMap<String, cni_cnm::services::model::Service>,
+    /// service name -> slot -> task
+    pub tasks: BTreeMap<String, BTreeMap<u64, cni_cnm::services::cluster::ClusterTask>>,
 }
 
 impl View {
@@ -156,6 +163,33 @@ impl View {
                     None => {
                         m.remove(*id);
                     }
+                }
+            }
+            (["services", n], v) => match v.map(serde_json::from_slice) {
+                Some(Ok(svc)) => {
+                    self.services.insert(n.to_string(), svc);
+                }
+                Some(Err(_)) => {}
+                None => {
+                    self.services.remove(*n);
+                }
+            },
+            (["tasks", n, slot], v) => {
+                let Ok(slot) = slot.parse::<u64>() else {
+                    return;
+                };
+                let m = self.tasks.entry(n.to_string()).or_default();
+                match v.map(serde_json::from_slice) {
+                    Some(Ok(t)) => {
+                        m.insert(slot, t);
+                    }
+                    Some(Err(_)) => {}
+                    None => {
+                        m.remove(&slot);
+                    }
+                }
+                if m.is_empty() {
+                    self.tasks.remove(*n);
                 }
             }
             (["endpoints", n, ip], v) => {

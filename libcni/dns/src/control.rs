@@ -111,6 +111,21 @@ pub enum ClusterRequest {
         #[serde(rename = "containerID")]
         container_id: String,
     },
+    /// `service create` on a cluster network (cni-cnm's `ClusterSpec`):
+    /// answered once every task runs; data = the service.
+    ServiceCreate { spec: serde_json::Value },
+    /// `service scale NAME=N` (`detach`: answer once the new tasks are
+    /// placed, not once they run): data = the service.
+    ServiceScale {
+        name: String,
+        replicas: u64,
+        #[serde(default)]
+        detach: bool,
+    },
+    /// `service rm` (from any host): data = the service removed.
+    ServiceRm { name: String },
+    /// `service ls|inspect`: data = every cluster service.
+    ServiceLs,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

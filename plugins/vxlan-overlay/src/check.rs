@@ -6,9 +6,9 @@ use cni_attach::flow::LinkOpts;
 use cni_net::netlink::{Link, Netlink};
 use cni_spec::{Error, Result};
 
-use crate::config::Conf;
-use crate::offload;
-use crate::tunnel::{self, Want};
+use vxlan_overlay::config::Conf;
+use vxlan_overlay::offload;
+use vxlan_overlay::tunnel::{self, Want};
 
 pub fn tunnel(host: &mut Netlink, conf: &Conf, want: &Want, br: &Link) -> Result<()> {
     let vx = host.link_by_name(&conf.vxlan)?;

@@ -11,18 +11,11 @@ use cni_net::netlink::Mac;
 use cni_plugin::skel::Request;
 use cni_spec::{CniResult, Error, Result};
 
-use crate::config::Conf;
+use vxlan_overlay::config::Conf;
 
 /// Longer than the daemon's own etcd call budget, so a slow store is
 /// reported by the daemon (code 11), not by a timed-out socket.
 const ASK_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn mac_text(m: Mac) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
 
 pub fn publish(req: &Request, conf: &Conf, mac: Option<Mac>, result: &CniResult) -> Result<()> {
     let mac = mac.ok_or_else(|| Error::io("the container interface has no MAC address"))?;
@@ -31,7 +24,7 @@ pub fn publish(req: &Request, conf: &Conf, mac: Option<Mac>, result: &CniResult)
             ClusterRequest::Publish {
                 network: conf.network.clone(),
                 ip: ip.address.ip(),
-                mac: mac_text(mac),
+                mac: cni_net::netlink::format_mac(&mac),
                 container_id: req.container_id.clone(),
             },
             &req.path,

@@ -140,6 +140,37 @@ impl Conf {
         })
     }
 
+    /// The overlay's config in a conflist (`vxlan-overlay`, the list's
+    /// name and version added), validated as an ADD would be: for the
+    /// per-host daemon, which makes the same devices for its routing mesh.
+    pub fn from_list(list: &serde_json::Value) -> Result<Conf> {
+        let plugin = list
+            .get("plugins")
+            .and_then(serde_json::Value::as_array)
+            .and_then(|ps| {
+                ps.iter().find(|p| {
+                    p.get("type").and_then(serde_json::Value::as_str) == Some("vxlan-overlay")
+                })
+            })
+            .ok_or_else(|| Error::invalid_config("the network has no vxlan-overlay plugin"))?;
+        let mut conf = plugin.clone();
+        conf["name"] = list.get("name").cloned().unwrap_or_default();
+        conf["cniVersion"] = list
+            .get("cniVersion")
+            .cloned()
+            .unwrap_or_else(|| "1.0.0".into());
+        Conf::load(&Request {
+            command: cni_plugin::skel::Command::Add,
+            container_id: "mesh".into(),
+            netns: None,
+            ifname: "eth0".into(),
+            args: cni_spec::CniArgs::default(),
+            path: vec![],
+            config: cni_spec::NetConf::from_value(conf)?,
+            version: cni_spec::Version::V1_0_0,
+        })
+    }
+
     /// The peers other than this host, once its underlay address is known.
     pub fn remote_peers(&self, local: IpAddr) -> Vec<IpAddr> {
         self.peers.iter().copied().filter(|p| *p != local).collect()

@@ -28,11 +28,6 @@
 
 mod check;
 mod cluster;
-mod config;
-mod offload;
-mod subnet;
-mod tunnel;
-mod underlay;
 
 use std::sync::OnceLock;
 
@@ -43,8 +38,9 @@ use cni_plugin::skel::{About, Request};
 use cni_spec::{Attachment, CniResult};
 use cni_spec::{Error, Result};
 
-use config::Conf;
-use tunnel::Want;
+use vxlan_overlay::config::Conf;
+use vxlan_overlay::tunnel::Want;
+use vxlan_overlay::{mesh_claim, offload, subnet, tunnel, underlay};
 
 struct Overlay {
     conf: Conf,
@@ -116,9 +112,14 @@ impl BridgeNetwork for Overlay {
         Ok(())
     }
 
-    /// The bridge and the VXLAN device go with the last port.
+    /// The bridge and the VXLAN device go with the last port, unless the
+    /// host's routing mesh holds them (see `mesh_claim`).
     fn remove_network(&self) -> Result<()> {
-        tunnel::remove(&mut Netlink::new()?, &self.conf)
+        let mut nl = Netlink::new()?;
+        if mesh_claim::held(&mut nl, &self.conf.bridge)? {
+            return Ok(());
+        }
+        tunnel::remove(&mut nl, &self.conf)
     }
 
     /// Ports of no valid attachment go; with none left, the devices too.

@@ -296,6 +296,7 @@ mod dns;
 mod dnsname;
 mod host_local;
 mod macvlan;
+mod mesh;
 mod portmap;
 mod services;
 mod vxlan_overlay;
@@ -572,6 +573,7 @@ fn run() -> Result<()> {
         println!("{}", dns::NAME);
         println!("{}", services::NAME);
         println!("{}", cluster::NAME);
+        println!("{}", mesh::NAME);
         return Ok(());
     }
     if !integration::is_root() {
@@ -715,6 +717,12 @@ fn run() -> Result<()> {
         eprintln!("running {} ...", services::NAME);
         if let Err(e) = services::run() {
             failures.push(format!("{}: {e:#}", services::NAME));
+        }
+    }
+    if selected(mesh::NAME) {
+        eprintln!("running {} ...", mesh::NAME);
+        if let Err(e) = mesh::run() {
+            failures.push(format!("{}: {e:#}", mesh::NAME));
         }
     }
     if !failures.is_empty() {

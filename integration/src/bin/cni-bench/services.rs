@@ -37,7 +37,7 @@ pub const NAME: &str =
     "services: connections/s and throughput via VIP and published port, rule updates";
 
 /// Connections per second to `addr` from `ns` during the window.
-fn conn_rate(ns: &File, addr: SocketAddr) -> Result<f64> {
+pub(super) fn conn_rate(ns: &File, addr: SocketAddr) -> Result<f64> {
     in_netns(ns, move || {
         let start = Instant::now();
         let mut n = 0u64;
@@ -85,7 +85,10 @@ fn throughput(ns: &File, addr: SocketAddr) -> Result<f64> {
 
 /// Medians of `direct` and `via`, measured in alternation round by round,
 /// so drift on a shared machine hits both alike.
-fn paired(direct: impl Fn() -> Result<f64>, via: impl Fn() -> Result<f64>) -> Result<(f64, f64)> {
+pub(super) fn paired(
+    direct: impl Fn() -> Result<f64>,
+    via: impl Fn() -> Result<f64>,
+) -> Result<(f64, f64)> {
     let (mut d, mut v) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         d.push(direct()?);
@@ -186,7 +189,7 @@ fn bed() -> Result<(Bed, Ipv4Addr, Vec<Ipv4Addr>)> {
     Ok((b, vip, tasks))
 }
 
-fn ratio_line(what: &str, unit: &str, direct: f64, via: f64, label: &str) {
+pub(super) fn ratio_line(what: &str, unit: &str, direct: f64, via: f64, label: &str) {
     println!(
         "  services {what:<24} direct {direct:>9.1} {unit}   {label} {via:>9.1} {unit}   ratio {:.2}x",
         via / direct
@@ -207,6 +210,7 @@ fn rule_update(from: u8, to: u8) -> Result<Duration> {
             vip: Some(Ipv4Addr::new(10, 92, 0, 2)),
             backends,
             ports: &[],
+            mesh: None,
         };
         rules::apply(&svc(&a)).map_err(|e| anyhow::anyhow!("{e}"))?;
         let t = Instant::now();

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::model::{self, EndpointMode, Service};
 use super::ops::{self, CreateSpec};
-use super::tasks;
+use super::{cluster, tasks};
 use crate::cli::{print_table, Settings};
 use cni_spec::error::{Error, ErrorList, Result};
 
@@ -61,6 +61,9 @@ pub struct CreateArgs {
     /// Exit immediately instead of waiting for the service to converge
     #[arg(short, long)]
     pub detach: bool,
+    /// Placement constraint on a cluster network: node.hostname==H or !=H
+    #[arg(long, value_name = "CONSTRAINT")]
+    pub constraint: Vec<String>,
     /// Service name (also accepted as --name, Docker's spelling)
     #[arg(value_name = "NAME")]
     pub positional: Option<String>,
@@ -117,7 +120,17 @@ fn progress(svc: &Service) {
 }
 
 fn create(a: &CreateArgs, s: &Settings) -> Result<()> {
-    let svc = ops::create(&spec_of(a)?, s)?;
+    let spec = spec_of(a)?;
+    let net = s.registry().find(&spec.network).ok();
+    let svc = match net.filter(cluster::is_cluster) {
+        Some(net) => cluster::create(&spec, &net, &a.constraint, a.detach, s)?,
+        None if !a.constraint.is_empty() => {
+            return Err(Error::invalid_config(
+                "placement constraints need a cluster network (network create -d overlay on a clustered host)",
+            ))
+        }
+        None => ops::create(&spec, s)?,
+    };
     println!("{}", svc.id);
     if !a.detach {
         progress(&svc);
@@ -134,12 +147,34 @@ fn ports_column(svc: &Service) -> String {
 }
 
 fn replicas_column(svc: &Service) -> String {
-    let running = svc.tasks.iter().filter(|t| tasks::running(t)).count();
+    // A cluster service's tasks run on many hosts: the store lists the
+    // running ones (those whose host wrote their address back).
+    let running = match svc.cluster {
+        true => svc.tasks.len(),
+        false => svc.tasks.iter().filter(|t| tasks::running(t)).count(),
+    };
     format!("{running}/{}", svc.replicas)
 }
 
+/// This host's services, then the cluster's (when the host is in one).
+fn all_services(s: &Settings) -> Result<Vec<Service>> {
+    let mut all = ops::list(s)?;
+    if cluster::clustered() {
+        all.extend(cluster::list(s)?);
+    }
+    Ok(all)
+}
+
+/// A service by name or ID: this host's first, then the cluster's.
+fn find_any(key: &str, s: &Settings) -> Result<Service> {
+    match ops::find(key, s) {
+        Err(e) if cluster::clustered() => cluster::find(key, s).map_err(|_| e),
+        other => other,
+    }
+}
+
 fn ls(a: &LsArgs, s: &Settings) -> Result<()> {
-    let all = ops::list(s)?;
+    let all = all_services(s)?;
     if a.quiet {
         for svc in &all {
             println!("{}", &svc.id[..12.min(svc.id.len())]);
@@ -218,7 +253,8 @@ pub fn inspect_json(svc: &Service) -> Value {
         "Tasks": svc.tasks.iter().map(|t| json!({
             "ID": t.id, "Slot": t.slot, "Name": t.name,
             "Addresses": [t.address.to_string()],
-            "Status": {"State": if tasks::running(t) { "running" } else { "shutdown" }},
+            "NodeID": t.host,
+            "Status": {"State": if svc.cluster || tasks::running(t) { "running" } else { "shutdown" }},
         })).collect::<Vec<_>>(),
     })
 }
@@ -227,7 +263,7 @@ fn inspect(keys: &[String], s: &Settings) -> Result<()> {
     let mut out = Vec::new();
     let mut errs = ErrorList::new();
     for k in keys {
-        match ops::find(k, s) {
+        match find_any(k, s) {
             Ok(svc) => out.push(inspect_json(&svc)),
             Err(e) => errs.push(e),
         }
@@ -254,7 +290,11 @@ fn scale(specs: &[String], detach: bool, s: &Settings) -> Result<()> {
     }
     let mut errs = ErrorList::new();
     for (name, n) in parsed {
-        match ops::scale(&name, n, s) {
+        let scaled = match find_any(&name, s) {
+            Ok(svc) if svc.cluster => cluster::scale(&svc.name, n, detach, s),
+            _ => ops::scale(&name, n, s),
+        };
+        match scaled {
             Ok(svc) => {
                 println!("{name} scaled to {n}");
                 if !detach {
@@ -270,7 +310,11 @@ fn scale(specs: &[String], detach: bool, s: &Settings) -> Result<()> {
 fn rm(keys: &[String], s: &Settings) -> Result<()> {
     let mut errs = ErrorList::new();
     for k in keys {
-        match ops::remove(k, s) {
+        let removed = match find_any(k, s) {
+            Ok(svc) if svc.cluster => cluster::remove(&svc.name, s),
+            _ => ops::remove(k, s),
+        };
+        match removed {
             Ok(_) => println!("{k}"),
             Err(e) => errs.push(e),
         }

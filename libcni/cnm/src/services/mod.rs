@@ -7,6 +7,7 @@
 //! and by applying the same rules on every host of the network.
 
 pub mod cli;
+pub mod cluster;
 pub mod model;
 pub mod names;
 pub mod ops;

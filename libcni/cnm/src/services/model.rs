@@ -83,6 +83,9 @@ pub struct Task {
     /// `NAME.<slot>.<id>`: the sandbox's name.
     pub name: String,
     pub address: Ipv4Addr,
+    /// The cluster host that runs it (cluster services only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +107,13 @@ pub struct Service {
     pub updated: String,
     /// Bumped on every change, as swarm's object version.
     pub version: u64,
+    /// Docker's placement constraints (`node.hostname==H`, `!=`): cluster
+    /// services only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<String>,
+    /// Kept in the cluster store, its tasks spread over the hosts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster: bool,
 }
 
 impl Service {

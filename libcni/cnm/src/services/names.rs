@@ -42,6 +42,21 @@ fn network_dns(list: &LoadedList) -> (String, bool) {
     (domain, forward)
 }
 
+/// The domain of a conflist as stored (JSON): its `dnsname`'s, or podman's
+/// default.
+pub fn domain_of(list: &Value) -> String {
+    list.get("plugins")
+        .and_then(Value::as_array)
+        .and_then(|ps| {
+            ps.iter()
+                .find(|p| p.get("type").and_then(Value::as_str) == Some("dnsname"))
+        })
+        .and_then(|p| p.get("domainName"))
+        .and_then(Value::as_str)
+        .unwrap_or(DEFAULT_DOMAIN)
+        .to_string()
+}
+
 fn records(svc: &Service, list: &LoadedList) -> Vec<Record> {
     let (domain, forward) = network_dns(list);
     let name = svc.name.to_ascii_lowercase();
@@ -200,11 +215,14 @@ mod tests {
                     id: format!("t{i}"),
                     name: format!("Web.{i}.t{i}"),
                     address: std::net::Ipv4Addr::new(10, 0, 0, 2 + i as u8),
+                    host: None,
                 })
                 .collect(),
             created: String::new(),
             updated: String::new(),
             version: 1,
+            constraints: Vec::new(),
+            cluster: false,
         }
     }
 

@@ -56,6 +56,7 @@ fn rules_of<'a>(
         vip: svc.vip_addr(),
         backends,
         ports,
+        mesh: None,
     }
 }
 
@@ -165,6 +166,8 @@ pub fn create(spec: &CreateSpec, s: &Settings) -> Result<Service> {
         created: now.clone(),
         updated: now,
         version: 1,
+        constraints: Vec::new(),
+        cluster: false,
     };
     st.write(&svc)?;
     match build(&mut svc, &net, &list, s, &st) {

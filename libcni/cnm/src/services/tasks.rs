@@ -19,7 +19,18 @@ pub fn sandbox(task_name: &str) -> Result<Sandbox> {
 /// Create slot `slot` of service `service` on `net`; nothing is left when
 /// it fails.
 pub fn start(cni: &CniConfig, net: &Entry, service: &str, slot: u64) -> Result<Task> {
-    let id = new_id()?;
+    start_as(cni, net, service, slot, new_id()?)
+}
+
+/// [`start`] with the task ID given (a cluster's agent runs the task the
+/// store assigned to its host).
+pub fn start_as(
+    cni: &CniConfig,
+    net: &Entry,
+    service: &str,
+    slot: u64,
+    id: String,
+) -> Result<Task> {
     let name = format!("{service}.{slot}.{id}");
     let sb = sandbox(&name)?;
     endpoints::create_sandbox(&sb, cni.cache.root())?;
@@ -47,6 +58,7 @@ pub fn start(cni: &CniConfig, net: &Entry, service: &str, slot: u64) -> Result<T
             id,
             name,
             address,
+            host: None,
         }),
         Err(e) => {
             let _ = stop_named(cni, &name, std::slice::from_ref(net));
@@ -85,7 +97,8 @@ pub fn stop(cni: &CniConfig, task: &Task, nets: &[Entry]) -> Result<()> {
     stop_named(cni, &task.name, nets)
 }
 
-fn stop_named(cni: &CniConfig, name: &str, nets: &[Entry]) -> Result<()> {
+/// [`stop`] by the task's name.
+pub fn stop_named(cni: &CniConfig, name: &str, nets: &[Entry]) -> Result<()> {
     let sb = sandbox(name)?;
     let mut errs = ErrorList::new();
     errs.check(endpoints::disconnect_all(cni, &sb, nets));

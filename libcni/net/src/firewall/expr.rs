@@ -80,6 +80,7 @@ const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
 const NFTA_FIB_F_DADDR: u32 = 2;
 /// `RTN_LOCAL`: an address of this host.
 pub(crate) const RTN_LOCAL: u32 = 2;
+const NFT_NAT_SNAT: u32 = 0;
 const NFT_NAT_DNAT: u32 = 1;
 /// `NFT_NG_INCREMENTAL`: a counter, so N backends share connections evenly.
 const NFT_NG_INCREMENTAL: u32 = 0;
@@ -276,6 +277,15 @@ pub(crate) fn ct_original_daddr_v4(reg: u32) -> Expr {
 pub(crate) fn dnat_addr(nfproto: u8, addr_reg: u32) -> Expr {
     Expr::new("nat", |a| {
         a.be32(NFTA_NAT_TYPE, NFT_NAT_DNAT)
+            .be32(NFTA_NAT_FAMILY, u32::from(nfproto))
+            .be32(NFTA_NAT_REG_ADDR_MIN, addr_reg);
+    })
+}
+
+/// `snat <family> to` the address in `addr_reg`.
+pub(crate) fn snat_addr(nfproto: u8, addr_reg: u32) -> Expr {
+    Expr::new("nat", |a| {
+        a.be32(NFTA_NAT_TYPE, NFT_NAT_SNAT)
             .be32(NFTA_NAT_FAMILY, u32::from(nfproto))
             .be32(NFTA_NAT_REG_ADDR_MIN, addr_reg);
     })

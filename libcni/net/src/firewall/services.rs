@@ -80,6 +80,19 @@ pub struct ServiceRules<'a> {
     /// Task addresses, in slot order.
     pub backends: &'a [Ipv4Addr],
     pub ports: &'a [ServicePort],
+    /// The routing mesh (a cluster's overlay): connections translated to
+    /// a task and leaving through this bridge take this host's address on
+    /// it, so a task on another host answers through the host that
+    /// translated them (the overlay has no gateway, and a plain masquerade
+    /// could pick an address the task cannot reach).
+    pub mesh: Option<Mesh<'a>>,
+}
+
+/// This host's end of a routing mesh: the overlay bridge and its address.
+#[derive(Debug, Clone, Copy)]
+pub struct Mesh<'a> {
+    pub bridge: &'a str,
+    pub address: Ipv4Addr,
 }
 
 fn validate_id(id: &str) -> Result<()> {
@@ -199,6 +212,24 @@ impl ServiceRules<'_> {
             out.push(rule(
                 nat_table::POSTROUTING,
                 comment(&tag, "masq-localhost", self.name),
+                e,
+            ));
+        }
+        if let (Some(m), true) = (self.mesh, n > 0) {
+            let mut e = ipv4().to_vec();
+            e.extend([
+                expr::meta(expr::META_OIFNAME, expr::REG_1),
+                expr::cmp(expr::CMP_EQ, expr::REG_1, &expr::ifname_bytes(m.bridge)),
+            ]);
+            e.extend(expr::ct_status_dnat(expr::REG_1));
+            e.extend([
+                expr::counter(),
+                expr::immediate(expr::REG_1, &m.address.octets()),
+                expr::snat_addr(NFPROTO_IPV4, expr::REG_1),
+            ]);
+            out.push(rule(
+                nat_table::POSTROUTING,
+                comment(&tag, &format!("mesh {} {}", m.bridge, m.address), self.name),
                 e,
             ));
         }
@@ -474,6 +505,7 @@ mod tests {
             vip: Some(Ipv4Addr::new(10, 0, 0, 2)),
             backends,
             ports,
+            mesh: None,
         }
     }
 
@@ -494,6 +526,29 @@ mod tests {
         let none = svc(&[], &p).desired();
         assert_eq!(none.len(), 1);
         assert!(none[0].comment.contains("masq-vip"));
+        // The routing mesh: one more rule, translated traffic leaving
+        // through the overlay takes this host's mesh address.
+        let mesh = ServiceRules {
+            mesh: Some(Mesh {
+                bridge: "vxbr4096",
+                address: Ipv4Addr::new(10, 0, 0, 9),
+            }),
+            ..svc(&b, &p)
+        };
+        let with = mesh.desired();
+        assert_eq!(with.len(), 5);
+        let m = with.iter().find(|r| r.comment.contains("mesh ")).unwrap();
+        assert_eq!(m.chain, nat_table::POSTROUTING);
+        assert!(
+            m.comment.contains("mesh vxbr4096 10.0.0.9"),
+            "{}",
+            m.comment
+        );
+        let idle = ServiceRules {
+            backends: &[],
+            ..mesh
+        };
+        assert!(!idle.desired().iter().any(|r| r.comment.contains("mesh ")));
     }
 
     #[test]

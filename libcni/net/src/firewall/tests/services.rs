@@ -31,6 +31,7 @@ fn root_service_rules_follow_tasks_and_leave_nothing() {
                 vip: Some(Ipv4Addr::new(10, 9, 0, 2)),
                 backends,
                 ports,
+                mesh: None,
             }
         }
         services::apply(&svc(&b, &ports)).unwrap();
@@ -62,6 +63,7 @@ fn root_service_rules_follow_tasks_and_leave_nothing() {
             vip: None,
             backends: &b,
             ports: &ports,
+            mesh: None,
         };
         let e = services::apply(&other).unwrap_err();
         assert!(e.msg.contains("8080"), "{e}");
