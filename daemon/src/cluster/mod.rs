@@ -35,6 +35,10 @@ use store::{key, EndpointRec, HostRec, View};
 
 /// CNI's "try again later": the store is out of reach.
 const TRY_AGAIN: u32 = 11;
+/// How long a publish waits for etcd before answering anyway (the record
+/// is safe on local disk by then): a put takes 1-2 ms here, and landing
+/// before ADD returns lets a peer's first packet find the new container.
+const PUBLISH_SETTLE: Duration = Duration::from_millis(50);
 /// Docker's first overlay VNI.
 const FIRST_VNI: u32 = 4096;
 const MAX_VNI: u32 = (1 << 24) - 1;
@@ -913,7 +917,7 @@ impl Cluster {
                 let guard = self
                     .block_key_of(&network, ip)
                     .map(|b| (b, self.me().as_bytes().to_vec()));
-                self.outbox.put(k.clone(), bytes.clone(), guard);
+                let landed = self.outbox.put(k.clone(), bytes.clone(), guard);
                 let mut plan = entries::Plan::default();
                 {
                     let mut v = self.view();
@@ -929,6 +933,7 @@ impl Cluster {
                 if !plan.is_empty() {
                     self.program(&plan);
                 }
+                outbox::Outbox::landed(landed, PUBLISH_SETTLE).await;
                 Reply::ok()
             }
         }

@@ -6,6 +6,12 @@
 //! resync publishes every recorded local endpoint that the store lacks
 //! (`readopt`) and removes the ones no lease backs any more.
 //!
+//! The caller may still wait a little for the store ([`Outbox::landed`]):
+//! while etcd answers in time, the other hosts learn of a new container
+//! before its ADD returns, so a peer's first packet to it finds its
+//! neighbour entry (a miss costs that peer a 1 s ARP retry). Only the
+//! wait is bounded: durability comes from the local record.
+//!
 //! DEL must never leave a stale key: [`Outbox::withdraw`] takes back a put
 //! still queued for the key and waits for one in flight, so the caller's
 //! delete is the last word. One wish per key (the latest), one push in
@@ -33,6 +39,9 @@ struct Wish {
     /// Put only while this key holds this value.
     guard: Option<(String, Vec<u8>)>,
     since: Instant,
+    /// Told when the wish has landed in etcd (dropped unheard when a newer
+    /// wish for the key replaces it or the outbox is cleared).
+    landed: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 #[derive(Default)]
@@ -50,17 +59,36 @@ impl Outbox {
         self.wishes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queue a put of `key`, done only while `guard` holds its value.
-    pub fn put(&self, key: String, value: Vec<u8>, guard: Option<(String, Vec<u8>)>) {
-        self.want(key, Some(value), guard);
+    /// Queue a put of `key`, done only while `guard` holds its value; the
+    /// receiver hears when it has landed.
+    pub fn put(
+        &self,
+        key: String,
+        value: Vec<u8>,
+        guard: Option<(String, Vec<u8>)>,
+    ) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.want(key, Some(value), guard, Some(tx));
+        rx
+    }
+
+    /// Wait until `landed` says so, for at most `within`: whether it did.
+    pub async fn landed(landed: tokio::sync::oneshot::Receiver<()>, within: Duration) -> bool {
+        matches!(tokio::time::timeout(within, landed).await, Ok(Ok(())))
     }
 
     /// Queue a delete of `key` (one that failed: retried until done).
     pub fn delete(&self, key: String) {
-        self.want(key, None, None);
+        self.want(key, None, None, None);
     }
 
-    fn want(&self, key: String, value: Option<Vec<u8>>, guard: Option<(String, Vec<u8>)>) {
+    fn want(
+        &self,
+        key: String,
+        value: Option<Vec<u8>>,
+        guard: Option<(String, Vec<u8>)>,
+        landed: Option<tokio::sync::oneshot::Sender<()>>,
+    ) {
         let since = Instant::now();
         self.wishes().insert(
             key,
@@ -68,6 +96,7 @@ impl Outbox {
                 value,
                 guard,
                 since,
+                landed: landed.into_iter().collect(),
             },
         );
         self.wake.notify_one();
@@ -145,7 +174,12 @@ impl Outbox {
                 (None, _) => etcd.delete(&key).await,
             };
             match done {
-                Ok(()) => self.set_failing(false),
+                Ok(()) => {
+                    self.set_failing(false);
+                    for tx in wish.landed {
+                        let _ = tx.send(());
+                    }
+                }
                 Err(e) => {
                     let unreachable = matches!(e, EtcdError::Unreachable(_));
                     if unreachable {
