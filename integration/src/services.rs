@@ -5,6 +5,7 @@
 //! outlives a test: dropping it stops the accept loop and closes the
 //! listener, which also releases the namespace it pins.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -101,6 +102,20 @@ pub fn ask_name(addr: SocketAddr) -> std::io::Result<String> {
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line)?;
     Ok(line.trim_end().to_string())
+}
+
+/// Which task answered each of `n` connections to `addr`, made from
+/// inside the namespace `ns` (panics on a failed connection: a test's
+/// check of how a service spreads its load).
+pub fn spread(ns: &File, addr: SocketAddr, n: usize) -> BTreeMap<String, usize> {
+    in_netns(ns, move || {
+        let mut counts = BTreeMap::new();
+        for _ in 0..n {
+            let who = ask_name(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+            *counts.entry(who).or_insert(0) += 1;
+        }
+        counts
+    })
 }
 
 /// An open connection to a task: its name, and a way to check it still

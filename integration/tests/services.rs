@@ -5,14 +5,15 @@
 //! host with private config, cache, lease and resolver folders.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use integration::cnitool::{delete_named_netns, named_netns_with_prefix, CnitoolEnv};
 use integration::netns::{unique_ifname, Netns};
-use integration::services::{ask_name, in_netns, Held, NameServer};
+use integration::outside::{Outside, HOST_ADDR};
+use integration::services::{in_netns, spread, Held, NameServer};
 use integration::{require_root, unique_id, FakeHost};
 use serde_json::{json, Value};
 
@@ -235,18 +236,6 @@ fn id_of(w: &World, name: &str) -> String {
     w.inspect(name)["ID"].as_str().unwrap().to_string()
 }
 
-/// Which task answered each of `n` connections to `addr`, from `ns`.
-fn spread(ns: &File, addr: SocketAddr, n: usize) -> BTreeMap<String, usize> {
-    in_netns(ns, move || {
-        let mut counts = BTreeMap::new();
-        for _ in 0..n {
-            let who = ask_name(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-            *counts.entry(who).or_insert(0) += 1;
-        }
-        counts
-    })
-}
-
 #[test]
 fn root_vip_spreads_connections_over_tasks_and_names_resolve() {
     let w = World::new("svcvip");
@@ -402,25 +391,16 @@ fn root_published_port_reaches_every_task_from_outside() {
     let tasks = w.tasks(&name);
     w.serve(&tasks);
     // An outside namespace (the load balancer) on a veth into the host.
-    let lb = Netns::new("svclb");
-    let (h_if, l_if) = (unique_ifname("lbh"), unique_ifname("lbo"));
-    w.host
-        .ip_ok(&["link", "add", &h_if, "type", "veth", "peer", "name", &l_if]);
-    w.host.ip_ok(&["link", "set", &l_if, "netns", lb.name()]);
-    w.host
-        .ip_ok(&["addr", "add", "192.168.77.1/24", "dev", &h_if]);
-    w.host.link_up(&h_if);
-    lb.ip_ok(&["addr", "add", "192.168.77.2/24", "dev", &l_if]);
-    lb.link_up(&l_if);
-    lb.link_up("lo");
+    let lb = Outside::new(&w.host, "svclb");
     w.host.set_ip_forward(true);
     let lbf = lb.open().unwrap();
-    let counts = spread(&lbf, "192.168.77.1:8080".parse().unwrap(), 60);
+    let published = SocketAddr::from((HOST_ADDR.parse::<Ipv4Addr>().unwrap(), 8080));
+    let counts = spread(&lbf, published, 60);
     assert_eq!(counts.len(), 3, "{counts:?}");
     // The host's own connections to its address too.
     let hf = w.host.open().unwrap();
     assert_eq!(
-        spread(&hf, "192.168.77.1:8080".parse().unwrap(), 3)
+        spread(&hf, published, 3)
             .values()
             .sum::<usize>(),
         3

@@ -6,17 +6,14 @@
 //! every connection says which task (and so which host) answered. All
 //! tests need root.
 
-use std::collections::BTreeMap;
-use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use integration::cluster::{wait_until, Site};
+use integration::cluster::{wait_until, Cluster, Overlay, Site};
 use integration::cnitool::{delete_named_netns, named_netns_with_prefix};
-use integration::etcd::EtcdCluster;
-use integration::services::{ask_name, in_netns, Held, NameServer};
-use integration::underlay::{host_ip, Underlay};
+use integration::services::{in_netns, spread, Held, NameServer};
+use integration::underlay::host_ip;
 use integration::{unique_id, Netns};
 use serde_json::Value;
 
@@ -38,35 +35,19 @@ struct Task {
     host: String,
 }
 
-impl<'a> Mesh<'a> {
-    fn new(u: &'a Underlay, etcd: &EtcdCluster) -> Mesh<'a> {
-        Self::with(u, etcd, &[])
-    }
+/// Four fake hosts (etcd inside host 0), a grace period of 2 s.
+fn cluster(tag: &str) -> integration::cluster::ClusterBuilder {
+    Cluster::build(tag).hosts(4).grace_period(2)
+}
 
-    /// With extra `cluster init|join` flags (`--lease-ttl`).
-    fn with(u: &'a Underlay, etcd: &EtcdCluster, extra: &[&str]) -> Mesh<'a> {
-        let sites: Vec<Site> = (0..3).map(|i| Site::new(u, i)).collect();
-        let mut init = extra.to_vec();
-        init.extend(["--grace-period", "2"]);
-        sites[0].join_with(etcd, true, &init);
-        for s in &sites[1..] {
-            s.join_with(etcd, false, extra);
-        }
-        let net = unique_id("mesh");
-        sites[0].ok(&[
-            "network", "create", "-d", "overlay", "--subnet", SUBNET, &net,
-        ]);
-        for s in &sites {
-            wait_until("the conflist everywhere", Duration::from_secs(5), || {
-                s.conflist(&net).is_some()
-            });
-        }
-        let vni = sites[0].conflist(&net).unwrap()["plugins"][0]["vni"]
-            .as_u64()
-            .unwrap();
+impl<'a> Mesh<'a> {
+    /// Hosts 0-2 of `c` join; host 3 is the outside.
+    fn new(c: &'a Cluster) -> Mesh<'a> {
+        let sites = c.joined(0..3);
+        let Overlay { net, vni } = Overlay::create(&sites, "mesh", SUBNET);
         Mesh {
             sites,
-            outside: &u.hosts[3],
+            outside: &c.u.hosts[3],
             net,
             vni,
             services: Default::default(),
@@ -159,18 +140,6 @@ impl Drop for Mesh<'_> {
     }
 }
 
-/// Which task answered each of `n` connections to `addr`, from `ns`.
-fn spread(ns: &File, addr: SocketAddr, n: usize) -> BTreeMap<String, usize> {
-    in_netns(ns, move || {
-        let mut counts = BTreeMap::new();
-        for _ in 0..n {
-            let who = ask_name(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-            *counts.entry(who).or_insert(0) += 1;
-        }
-        counts
-    })
-}
-
 fn underlay_addr(i: usize, port: u16) -> SocketAddr {
     SocketAddr::from((host_ip(i).parse::<Ipv4Addr>().unwrap(), port))
 }
@@ -178,9 +147,9 @@ fn underlay_addr(i: usize, port: u16) -> SocketAddr {
 #[test]
 fn root_routing_mesh_reaches_tasks_on_other_hosts_and_leaves_nothing() {
     // Hosts 0-2 are the cluster (etcd inside host 0); host 3 is outside.
-    let u = Underlay::new(4, "msh");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let m = Mesh::new(&u, &etcd);
+    let c = cluster("msh").start();
+    let (u, etcd) = (&c.u, &c.etcd);
+    let m = Mesh::new(&c);
     let outside = m.outside.open().unwrap();
 
     // One task, never on h0; created from h0.
@@ -358,9 +327,9 @@ fn root_routing_mesh_reaches_tasks_on_other_hosts_and_leaves_nothing() {
 
 #[test]
 fn root_mesh_holds_the_devices_ports_are_claimed_cluster_wide_and_dnsrr_names_tasks() {
-    let u = Underlay::new(4, "msk");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let m = Mesh::new(&u, &etcd);
+    let c = cluster("msk").start();
+    let etcd = &c.etcd;
+    let m = Mesh::new(&c);
     let outside = m.outside.open().unwrap();
 
     // One task, on h2 only.
@@ -547,9 +516,8 @@ fn root_mesh_holds_the_devices_ports_are_claimed_cluster_wide_and_dnsrr_names_ta
 
 #[test]
 fn root_tasks_of_a_dead_host_move_and_the_mesh_follows() {
-    let u = Underlay::new(4, "mdh");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let m = Mesh::with(&u, &etcd, &["--lease-ttl", "2"]);
+    let c = cluster("mdh").lease_ttl(2).start();
+    let m = Mesh::new(&c);
     let outside = m.outside.open().unwrap();
     let (name, _) = m.create(
         0,
