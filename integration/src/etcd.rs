@@ -19,7 +19,10 @@ struct Member {
 
 impl Member {
     fn alive(&self) -> bool {
-        self.child.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.child
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 }
 

@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use integration::cnitool::{delete_named_netns, named_netns_with_prefix, CnitoolEnv};
-use integration::netns::{unique_ifname, Netns};
+use integration::netns::unique_ifname;
 use integration::outside::{Outside, HOST_ADDR};
 use integration::services::{in_netns, spread, Held, NameServer};
 use integration::{require_root, unique_id, FakeHost};
@@ -399,12 +399,7 @@ fn root_published_port_reaches_every_task_from_outside() {
     assert_eq!(counts.len(), 3, "{counts:?}");
     // The host's own connections to its address too.
     let hf = w.host.open().unwrap();
-    assert_eq!(
-        spread(&hf, published, 3)
-            .values()
-            .sum::<usize>(),
-        3
-    );
+    assert_eq!(spread(&hf, published, 3).values().sum::<usize>(), 3);
     // And its 127.0.0.1.
     let local = spread(&hf, "127.0.0.1:8080".parse().unwrap(), 3);
     assert_eq!(local.values().sum::<usize>(), 3, "{local:?}");
