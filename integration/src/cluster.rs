@@ -312,6 +312,22 @@ impl<'a> Site<'a> {
         })
     }
 
+    /// Kill this host's daemon with SIGKILL (a crash); its pid.
+    pub fn kill_daemon(&self) -> u32 {
+        let pid = self
+            .daemon_pid()
+            .unwrap_or_else(|| panic!("{}'s daemon runs", self.name));
+        let killed = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        assert!(
+            killed.is_ok_and(|s| s.success()),
+            "kill {}'s daemon",
+            self.name
+        );
+        pid
+    }
+
     /// Run the network's plugin directly (to read its CNI error code).
     pub fn plugin(&self, cmd: &str, net: &str, id: &str, ctr: &Netns) -> Outcome {
         self.invocation(cmd, net, id, ctr).run()

@@ -8,14 +8,15 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use serde_json::Value;
 
 use crate::netns::enter;
 
@@ -41,6 +42,12 @@ pub struct NameServer {
 }
 
 impl NameServer {
+    /// The server a service's task runs: port 80 in the task's named
+    /// namespace, greeting with the task's name.
+    pub fn in_task(task: &str) -> Result<NameServer> {
+        Self::start(&PathBuf::from("/var/run/netns").join(task), 80, task)
+    }
+
     /// Listen on `0.0.0.0:port` inside the namespace at `netns`.
     pub fn start(netns: &Path, port: u16, name: &str) -> Result<NameServer> {
         let ns = File::open(netns).with_context(|| format!("open {}", netns.display()))?;
@@ -93,6 +100,29 @@ impl Drop for NameServer {
             let _ = h.join();
         }
     }
+}
+
+/// A task as `cnitool service inspect` shows it.
+pub struct Task {
+    pub name: String,
+    pub addr: Ipv4Addr,
+    /// Its node (`NodeID`, the host's name in a cluster).
+    pub host: String,
+}
+
+/// The tasks of one service from `service inspect`'s output (panics on a
+/// malformed one: the tests' reader).
+pub fn tasks_of(inspect: &Value) -> Vec<Task> {
+    inspect["Tasks"]
+        .as_array()
+        .expect("Tasks")
+        .iter()
+        .map(|t| Task {
+            name: t["Name"].as_str().unwrap().to_string(),
+            addr: t["Addresses"][0].as_str().unwrap().parse().unwrap(),
+            host: t["NodeID"].as_str().unwrap_or_default().to_string(),
+        })
+        .collect()
 }
 
 /// Connect to `addr`, read the greeting line, close: which task answered.

@@ -7,7 +7,6 @@
 //! folder and cluster file (CNI_CLUSTER_CONF). All tests need root.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
 use integration::cluster::{first_ip, ip_of, mac_of, wait_until, Cluster, Overlay};
@@ -362,11 +361,7 @@ fn root_cluster_a_dead_host_is_released_after_the_grace_period() {
     assert!(!a.cnitool(&["cluster", "rm", "h2"]).status.success());
 
     // Host b dies: its daemon is killed and its underlay link is gone.
-    let pid = b.daemon_pid().expect("b's daemon runs");
-    let killed = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
-    assert!(killed.is_ok_and(|s| s.success()), "kill b's daemon");
+    b.kill_daemon();
     b.host.ip_ok(&["link", "del", "eth0"]);
 
     // Lease (2 s) + grace (2 s): a drops every entry to b, the store every
@@ -535,11 +530,7 @@ fn root_cluster_a_daemon_killed_right_after_add_publishes_the_endpoint_when_rest
     // ADD was answered once b's daemon had the endpoint on disk; kill it
     // at once, and take the key out of etcd in case the push got out
     // first: the store is now as if the daemon died before pushing.
-    let pid = b.daemon_pid().expect("b's daemon runs");
-    let killed = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
-    assert!(killed.is_ok_and(|s| s.success()), "kill b's daemon");
+    let pid = b.kill_daemon();
     wait_until("b's daemon gone", Duration::from_secs(2), || {
         b.daemon_pid() != Some(pid)
     });

@@ -13,16 +13,11 @@ use std::path::PathBuf;
 use integration::cnitool::{delete_named_netns, named_netns_with_prefix, CnitoolEnv};
 use integration::netns::unique_ifname;
 use integration::outside::{Outside, HOST_ADDR};
-use integration::services::{in_netns, spread, Held, NameServer};
+use integration::services::{in_netns, spread, tasks_of, Held, NameServer, Task};
 use integration::{require_root, unique_id, FakeHost};
 use serde_json::{json, Value};
 
 const SUBNET: &str = "10.90.0.0/24";
-
-struct Task {
-    name: String,
-    addr: Ipv4Addr,
-}
 
 struct World {
     servers: RefCell<Vec<NameServer>>,
@@ -89,15 +84,7 @@ impl World {
     }
 
     fn tasks(&self, name: &str) -> Vec<Task> {
-        self.inspect(name)["Tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| Task {
-                name: t["Name"].as_str().unwrap().to_string(),
-                addr: t["Addresses"][0].as_str().unwrap().parse().unwrap(),
-            })
-            .collect()
+        tasks_of(&self.inspect(name))
     }
 
     fn vip(&self, name: &str) -> Ipv4Addr {
@@ -111,10 +98,9 @@ impl World {
     /// A greeting server on port 80 in every task.
     fn serve(&self, tasks: &[Task]) {
         for t in tasks {
-            let path = PathBuf::from("/var/run/netns").join(&t.name);
             self.servers
                 .borrow_mut()
-                .push(NameServer::start(&path, 80, &t.name).unwrap());
+                .push(NameServer::in_task(&t.name).unwrap());
         }
     }
 

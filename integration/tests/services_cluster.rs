@@ -7,12 +7,11 @@
 //! tests need root.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use integration::cluster::{wait_until, Cluster, Overlay, Site};
 use integration::cnitool::{delete_named_netns, named_netns_with_prefix};
-use integration::services::{in_netns, spread, Held, NameServer};
+use integration::services::{in_netns, spread, tasks_of, Held, NameServer, Task};
 use integration::underlay::host_ip;
 use integration::{unique_id, Netns};
 use serde_json::Value;
@@ -27,12 +26,6 @@ struct Mesh<'a> {
     vni: u64,
     services: std::cell::RefCell<Vec<String>>,
     servers: std::cell::RefCell<Vec<NameServer>>,
-}
-
-struct Task {
-    name: String,
-    addr: Ipv4Addr,
-    host: String,
 }
 
 /// Four fake hosts (etcd inside host 0), a grace period of 2 s.
@@ -75,25 +68,15 @@ impl<'a> Mesh<'a> {
     }
 
     fn tasks(&self, name: &str) -> Vec<Task> {
-        self.inspect(0, name)["Tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| Task {
-                name: t["Name"].as_str().unwrap().to_string(),
-                addr: t["Addresses"][0].as_str().unwrap().parse().unwrap(),
-                host: t["NodeID"].as_str().unwrap().to_string(),
-            })
-            .collect()
+        tasks_of(&self.inspect(0, name))
     }
 
     /// A greeting server on port 80 in each task (its name as greeting).
     fn serve(&self, tasks: &[Task]) {
         for t in tasks {
-            let path = PathBuf::from("/var/run/netns").join(&t.name);
             self.servers
                 .borrow_mut()
-                .push(NameServer::start(&path, 80, &t.name).unwrap());
+                .push(NameServer::in_task(&t.name).unwrap());
         }
     }
 
@@ -471,11 +454,7 @@ fn root_mesh_holds_the_devices_ports_are_claimed_cluster_wide_and_dnsrr_names_ta
     // h2's daemon killed (-9) and started again by the next command: it
     // rejoins, its agent reads what it made from disk, and the removal
     // below still takes everything off h2.
-    let pid = m.sites[2].daemon_pid().expect("h2's daemon");
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
-    assert!(killed.is_ok_and(|s| s.success()), "kill h2's daemon");
+    m.sites[2].kill_daemon();
     // Gone means its socket is closed: the whole thread group has exited
     // (a thread the kernel still holds, say on the rtnl lock, keeps the
     // process's files open after its main thread is a zombie).
@@ -528,11 +507,7 @@ fn root_tasks_of_a_dead_host_move_and_the_mesh_follows() {
     assert_eq!(before[0].host, "h1");
 
     // h1 dies: its daemon is killed and its underlay link is gone.
-    let pid = m.sites[1].daemon_pid().expect("h1's daemon");
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
-    assert!(killed.is_ok_and(|s| s.success()), "kill h1's daemon");
+    m.sites[1].kill_daemon();
     m.sites[1].host.ip_ok(&["link", "del", "eth0"]);
 
     // Lease (2 s) + grace (2 s): the task is placed again, on h2 (h0 is

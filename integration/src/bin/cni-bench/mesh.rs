@@ -7,7 +7,6 @@
 //! rounds taken in alternation, as the services bench does.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use integration::cluster::{Cluster, Overlay, Site};
@@ -48,7 +47,7 @@ pub fn run() -> Result<()> {
     let task = &v[0]["Tasks"][0];
     let name = task["Name"].as_str().context("no task")?;
     let addr: Ipv4Addr = task["Addresses"][0].as_str().context("addr")?.parse()?;
-    let _server = NameServer::start(&PathBuf::from("/var/run/netns").join(name), 80, name)?;
+    let _server = NameServer::in_task(name)?;
     let client = Netns::try_new("bmsc")?;
     sites[0].add(&net, &client);
     let (cf, of) = (client.open()?, c.u.hosts[3].open()?);
