@@ -1,7 +1,10 @@
-//! A clustered fake host for the cluster tests, the scale run and the
-//! bench: its own config, cache, daemon state folder and cluster file
-//! (CNI_CLUSTER_CONF), cnitool run inside it, and readers of what the
-//! cluster made there (conflists, forwarding entries, leases).
+//! Cluster scope for the cluster tests, the scale run and the bench: a
+//! [`Cluster`] (fake hosts on one underlay, etcd inside some of them),
+//! clustered hosts ([`Site`]: each with its own config, cache, daemon state
+//! folder and cluster file, CNI_CLUSTER_CONF, cnitool run inside it, and
+//! readers of what the cluster made there) and one [`Overlay`] network
+//! created once and seen on every site. One place for the setup every
+//! scenario shares, so each reads as what it checks.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -10,9 +13,191 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::etcd::EtcdCluster;
+use crate::etcd::{EtcdCluster, EtcdTls};
 use crate::underlay::{host_ip, Underlay};
-use crate::{our_binary, FakeHost, Invocation, Netns, Outcome, TempDir};
+use crate::{our_binary, unique_id, FakeHost, Invocation, Netns, Outcome, TempDir};
+
+/// Fake hosts on one underlay with etcd inside the first of them, and the
+/// `cluster init|join` flags every site of it uses. Sites borrow it; etcd
+/// goes before the underlay (field order).
+pub struct Cluster {
+    pub etcd: EtcdCluster,
+    pub u: Underlay,
+    init_flags: Vec<String>,
+    join_flags: Vec<String>,
+}
+
+/// What a [`Cluster`] is made of: `Cluster::build("tag").hosts(4).start()`.
+pub struct ClusterBuilder {
+    tag: String,
+    hosts: usize,
+    members: usize,
+    tls: bool,
+    lease_ttl: Option<u32>,
+    grace_period: Option<u32>,
+}
+
+impl ClusterBuilder {
+    /// Fake hosts on the underlay (default 3).
+    pub fn hosts(mut self, n: usize) -> Self {
+        self.hosts = n;
+        self
+    }
+
+    /// etcd members, in hosts 0.. (default 1).
+    pub fn members(mut self, n: usize) -> Self {
+        self.members = n;
+        self
+    }
+
+    /// etcd over TLS with client certificates; sites join with them.
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// `--lease-ttl` for every site (seconds).
+    pub fn lease_ttl(mut self, secs: u32) -> Self {
+        self.lease_ttl = Some(secs);
+        self
+    }
+
+    /// `--grace-period` for the cluster (given to `init`, seconds).
+    pub fn grace_period(mut self, secs: u32) -> Self {
+        self.grace_period = Some(secs);
+        self
+    }
+
+    /// The underlay and etcd, running and healthy.
+    pub fn start(self) -> Cluster {
+        let u = Underlay::new(self.hosts, &self.tag);
+        let members: Vec<(&crate::Netns, String)> = (0..self.members)
+            .map(|i| (&*u.hosts[i], host_ip(i)))
+            .collect();
+        let tls = self.tls.then(|| {
+            let ips: Vec<String> = members.iter().map(|(_, ip)| ip.clone()).collect();
+            EtcdTls::new(&ips)
+        });
+        let etcd = EtcdCluster::start_with(&members, tls);
+        let mut join_flags = Vec::new();
+        if let Some(t) = etcd.tls() {
+            for (flag, file) in [
+                ("--cacert", "ca.pem"),
+                ("--cert", "client.pem"),
+                ("--key", "client.key"),
+            ] {
+                join_flags.extend([flag.to_string(), t.file(file)]);
+            }
+        }
+        if let Some(ttl) = self.lease_ttl {
+            join_flags.extend(["--lease-ttl".to_string(), ttl.to_string()]);
+        }
+        let mut init_flags = join_flags.clone();
+        if let Some(grace) = self.grace_period {
+            init_flags.extend(["--grace-period".to_string(), grace.to_string()]);
+        }
+        Cluster {
+            etcd,
+            u,
+            init_flags,
+            join_flags,
+        }
+    }
+}
+
+impl Cluster {
+    /// Names of its namespaces start with `tag`.
+    pub fn build(tag: &str) -> ClusterBuilder {
+        ClusterBuilder {
+            tag: tag.to_string(),
+            hosts: 3,
+            members: 1,
+            tls: false,
+            lease_ttl: None,
+            grace_period: None,
+        }
+    }
+
+    /// Sites on the hosts `on`, not yet members.
+    pub fn sites(&self, on: impl IntoIterator<Item = usize>) -> Vec<Site<'_>> {
+        on.into_iter().map(|i| Site::new(&self.u, i)).collect()
+    }
+
+    /// Sites on the hosts `on`: the first runs `cluster init`, the others
+    /// `cluster join`.
+    pub fn joined(&self, on: impl IntoIterator<Item = usize>) -> Vec<Site<'_>> {
+        let sites = self.sites(on);
+        for (i, s) in sites.iter().enumerate() {
+            self.join(s, i == 0);
+        }
+        sites
+    }
+
+    /// `cluster init` (or `join`) on `site` with this cluster's flags.
+    pub fn join(&self, site: &Site, init: bool) {
+        let flags = if init {
+            &self.init_flags
+        } else {
+            &self.join_flags
+        };
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        site.join_with(&self.etcd, init, &flags);
+    }
+
+    /// Keys of ours left in the store apart from the cluster marker (none
+    /// once every host left and every network is gone).
+    pub fn store_left(&self) -> Vec<(String, String)> {
+        self.etcd
+            .get_prefix("/cni-rs/")
+            .into_iter()
+            .filter(|(k, _)| k != "/cni-rs/cluster")
+            .collect()
+    }
+}
+
+/// An overlay network of the cluster: its name and the VNI it assigned.
+pub struct Overlay {
+    pub net: String,
+    pub vni: u64,
+}
+
+impl Overlay {
+    /// `network create -d overlay --subnet SUBNET` on the first site, seen
+    /// on every site.
+    pub fn create(sites: &[Site], tag: &str, subnet: &str) -> Overlay {
+        Self::create_on(sites, 0, tag, &["--subnet", subnet])
+    }
+
+    /// `network create -d overlay ARGS NAME` (NAME unique, after `tag`) on
+    /// `sites[on]`; waits until every site holds the conflist.
+    pub fn create_on(sites: &[Site], on: usize, tag: &str, args: &[&str]) -> Overlay {
+        let net = unique_id(tag);
+        let mut create = vec!["network", "create", "-d", "overlay"];
+        create.extend_from_slice(args);
+        create.push(&net);
+        sites[on].ok(&create);
+        for s in sites {
+            wait_until("the conflist everywhere", Duration::from_secs(10), || {
+                s.conflist(&net).is_some()
+            });
+        }
+        let vni = sites[on].conflist(&net).unwrap()["plugins"][0]["vni"]
+            .as_u64()
+            .expect("the cluster assigned a VNI");
+        Overlay { net, vni }
+    }
+}
+
+/// The first address of a CNI result, without its prefix length.
+pub fn first_ip(result: &Value) -> String {
+    ip_of(result, 0)
+}
+
+/// Address `i` of a CNI result, without its prefix length.
+pub fn ip_of(result: &Value, i: usize) -> String {
+    let cidr = result["ips"][i]["address"].as_str().expect("an address");
+    cidr.split('/').next().unwrap_or(cidr).to_string()
+}
 
 /// One clustered host: where cnitool, the plugins and the daemon keep
 /// their files.
@@ -127,6 +312,22 @@ impl<'a> Site<'a> {
         })
     }
 
+    /// Kill this host's daemon with SIGKILL (a crash); its pid.
+    pub fn kill_daemon(&self) -> u32 {
+        let pid = self
+            .daemon_pid()
+            .unwrap_or_else(|| panic!("{}'s daemon runs", self.name));
+        let killed = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        assert!(
+            killed.is_ok_and(|s| s.success()),
+            "kill {}'s daemon",
+            self.name
+        );
+        pid
+    }
+
     /// Run the network's plugin directly (to read its CNI error code).
     pub fn plugin(&self, cmd: &str, net: &str, id: &str, ctr: &Netns) -> Outcome {
         self.invocation(cmd, net, id, ctr).run()
@@ -173,11 +374,7 @@ impl<'a> Site<'a> {
     pub fn add(&self, net: &str, ctr: &Netns) -> String {
         let out = self.ok(&["add", net, &ctr.path_str()]);
         let v: Value = serde_json::from_str(&out).expect("cnitool add prints the result");
-        let cidr = v["ips"][0]["address"]
-            .as_str()
-            .expect("an address")
-            .to_string();
-        cidr.split('/').next().unwrap().to_string()
+        first_ip(&v)
     }
 
     /// ADD with a container name (dnsname's K8S_POD_NAME).
@@ -191,11 +388,7 @@ impl<'a> Site<'a> {
             self.daemon_log()
         );
         let v: Value = serde_json::from_slice(&out.stdout).expect("result");
-        let cidr = v["ips"][0]["address"]
-            .as_str()
-            .expect("an address")
-            .to_string();
-        cidr.split('/').next().unwrap().to_string()
+        first_ip(&v)
     }
 
     pub fn del(&self, net: &str, ctr: &Netns) {

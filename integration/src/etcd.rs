@@ -4,14 +4,26 @@
 //! drop; never on the machine's own network.
 
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::{unique_id, Netns, TempDir};
 
 struct Member {
-    child: Option<Child>,
+    /// Behind a lock so a test can kill a member while hosts borrow the
+    /// cluster (see `integration::cluster::Cluster`).
+    child: Mutex<Option<Child>>,
     ns_path: String,
     addr: String,
+}
+
+impl Member {
+    fn alive(&self) -> bool {
+        self.child
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
 }
 
 pub struct EtcdCluster {
@@ -153,7 +165,7 @@ impl EtcdCluster {
                 .spawn()
                 .expect("spawn etcd (install etcd-server: just deps-clients)");
             members.push(Member {
-                child: Some(child),
+                child: Mutex::new(Some(child)),
                 ns_path: ns.path_str(),
                 addr: ip.clone(),
             });
@@ -190,7 +202,7 @@ impl EtcdCluster {
     fn endpoints(&self) -> String {
         self.members
             .iter()
-            .filter(|m| m.child.is_some())
+            .filter(|m| m.alive())
             .map(|m| {
                 let scheme = if self.tls.is_some() { "https" } else { "http" };
                 format!("{scheme}://{}:2379", m.addr)
@@ -203,7 +215,7 @@ impl EtcdCluster {
         let m = self
             .members
             .iter()
-            .find(|m| m.child.is_some())
+            .find(|m| m.alive())
             .expect("a live etcd member");
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net={}", m.ns_path))
@@ -252,8 +264,13 @@ impl EtcdCluster {
     }
 
     /// Kill member `i` (a member failure).
-    pub fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.members[i].child.take() {
+    pub fn kill(&self, i: usize) {
+        let child = self.members[i]
+            .child
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(mut c) = child {
             let _ = c.kill();
             let _ = c.wait();
         }

@@ -5,16 +5,18 @@
 //! outlives a test: dropping it stops the accept loop and closes the
 //! listener, which also releases the namespace it pins.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use serde_json::Value;
 
 use crate::netns::enter;
 
@@ -40,6 +42,12 @@ pub struct NameServer {
 }
 
 impl NameServer {
+    /// The server a service's task runs: port 80 in the task's named
+    /// namespace, greeting with the task's name.
+    pub fn in_task(task: &str) -> Result<NameServer> {
+        Self::start(&PathBuf::from("/var/run/netns").join(task), 80, task)
+    }
+
     /// Listen on `0.0.0.0:port` inside the namespace at `netns`.
     pub fn start(netns: &Path, port: u16, name: &str) -> Result<NameServer> {
         let ns = File::open(netns).with_context(|| format!("open {}", netns.display()))?;
@@ -94,6 +102,29 @@ impl Drop for NameServer {
     }
 }
 
+/// A task as `cnitool service inspect` shows it.
+pub struct Task {
+    pub name: String,
+    pub addr: Ipv4Addr,
+    /// Its node (`NodeID`, the host's name in a cluster).
+    pub host: String,
+}
+
+/// The tasks of one service from `service inspect`'s output (panics on a
+/// malformed one: the tests' reader).
+pub fn tasks_of(inspect: &Value) -> Vec<Task> {
+    inspect["Tasks"]
+        .as_array()
+        .expect("Tasks")
+        .iter()
+        .map(|t| Task {
+            name: t["Name"].as_str().unwrap().to_string(),
+            addr: t["Addresses"][0].as_str().unwrap().parse().unwrap(),
+            host: t["NodeID"].as_str().unwrap_or_default().to_string(),
+        })
+        .collect()
+}
+
 /// Connect to `addr`, read the greeting line, close: which task answered.
 pub fn ask_name(addr: SocketAddr) -> std::io::Result<String> {
     let s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
@@ -101,6 +132,20 @@ pub fn ask_name(addr: SocketAddr) -> std::io::Result<String> {
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line)?;
     Ok(line.trim_end().to_string())
+}
+
+/// Which task answered each of `n` connections to `addr`, made from
+/// inside the namespace `ns` (panics on a failed connection: a test's
+/// check of how a service spreads its load).
+pub fn spread(ns: &File, addr: SocketAddr, n: usize) -> BTreeMap<String, usize> {
+    in_netns(ns, move || {
+        let mut counts = BTreeMap::new();
+        for _ in 0..n {
+            let who = ask_name(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+            *counts.entry(who).or_insert(0) += 1;
+        }
+        counts
+    })
 }
 
 /// An open connection to a task: its name, and a way to check it still

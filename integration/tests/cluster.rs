@@ -7,14 +7,13 @@
 //! folder and cluster file (CNI_CLUSTER_CONF). All tests need root.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
-use integration::cluster::{mac_of, wait_until, Site};
+use integration::cluster::{first_ip, ip_of, mac_of, wait_until, Cluster, Overlay};
 use integration::etcd::EtcdCluster;
 use integration::state::ping;
-use integration::underlay::{host_ip, Underlay};
-use integration::{unique_id, Invocation, Netns};
+use integration::underlay::host_ip;
+use integration::{Invocation, Netns};
 
 const SUBNET: &str = "10.88.0.0/24";
 
@@ -43,16 +42,14 @@ fn keys_of(etcd: &EtcdCluster, host: &str) -> Vec<(String, String)> {
 
 #[test]
 fn root_cluster_overlay_spans_hosts_with_one_subnet_and_leaves_nothing() {
-    let u = Underlay::new(3, "cl");
     // etcd on host 0, members on hosts 1 and 2.
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let a = Site::new(&u, 1);
-    let b = Site::new(&u, 2);
-    a.join(&etcd, true);
-    b.join(&etcd, false);
+    let c = Cluster::build("cl").start();
+    let etcd = &c.etcd;
+    let sites = c.joined(1..3);
+    let (a, b) = (&sites[0], &sites[1]);
 
     let ls = a.ok(&["cluster", "ls"]);
-    for s in [&a, &b] {
+    for s in [a, b] {
         let row = ls
             .lines()
             .find(|l| l.starts_with(&s.name))
@@ -61,13 +58,7 @@ fn root_cluster_overlay_spans_hosts_with_one_subnet_and_leaves_nothing() {
     }
 
     // One create, on host a; no -o vni, no --ip-range.
-    let net = unique_id("clnet");
-    a.ok(&[
-        "network", "create", "-d", "overlay", "--subnet", SUBNET, &net,
-    ]);
-    wait_until("the conflist on host b", Duration::from_secs(3), || {
-        b.conflist(&net).is_some()
-    });
+    let Overlay { net, .. } = Overlay::create(&sites, "clnet", SUBNET);
     let list = b.conflist(&net).unwrap();
     // The same conflist on both hosts, but for each host's own underlay
     // address (the daemon writes it in).
@@ -181,7 +172,7 @@ fn root_cluster_overlay_spans_hosts_with_one_subnet_and_leaves_nothing() {
     // rm refused while a has endpoints; b leaves and nothing of it stays.
     assert!(!b.cnitool(&["network", "rm", &net]).status.success());
     b.ok(&["cluster", "leave"]);
-    assert_eq!(keys_of(&etcd, "h2"), vec![], "etcd holds nothing of h2");
+    assert_eq!(keys_of(etcd, "h2"), vec![], "etcd holds nothing of h2");
     assert!(
         b.conflist(&net).is_none(),
         "b's materialized conflist is gone"
@@ -196,13 +187,8 @@ fn root_cluster_overlay_spans_hosts_with_one_subnet_and_leaves_nothing() {
     a.ok(&["network", "rm", &net]);
     assert!(a.conflist(&net).is_none());
     a.ok(&["cluster", "leave"]);
-    let left: Vec<(String, String)> = etcd
-        .get_prefix("/cni-rs/")
-        .into_iter()
-        .filter(|(k, _)| k != "/cni-rs/cluster")
-        .collect();
     assert_eq!(
-        left,
+        c.store_left(),
         vec![],
         "the store holds nothing but the cluster marker"
     );
@@ -210,22 +196,12 @@ fn root_cluster_overlay_spans_hosts_with_one_subnet_and_leaves_nothing() {
 
 #[test]
 fn root_cluster_add_fails_with_code_11_when_the_store_is_gone_and_no_block_has_room() {
-    let u = Underlay::new(2, "cu");
-    let mut etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let a = Site::new(&u, 1);
-    a.join(&etcd, true);
-    let net = unique_id("clnet");
-    a.ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.89.0.0/24",
-        &net,
-    ]);
+    let c = Cluster::build("cu").hosts(2).start();
+    let sites = c.joined([1]);
+    let a = &sites[0];
+    let Overlay { net, .. } = Overlay::create(&sites, "clnet", "10.89.0.0/24");
     assert!(a.conflist(&net).is_some());
-    etcd.kill(0);
+    c.etcd.kill(0);
 
     let ctr = Netns::new("cu");
     let out = a.plugin("ADD", &net, "c1", &ctr);
@@ -241,33 +217,12 @@ fn root_cluster_add_fails_with_code_11_when_the_store_is_gone_and_no_block_has_r
 #[test]
 fn root_cluster_three_hosts_parallel_adds_survive_one_etcd_member_and_a_fourth_host_joins() {
     const PER_HOST: usize = 20;
-    let u = Underlay::new(4, "c3");
     // A 3-member etcd on the first three hosts, which are also members.
-    let mut etcd = EtcdCluster::start(&[
-        (&u.hosts[0], host_ip(0)),
-        (&u.hosts[1], host_ip(1)),
-        (&u.hosts[2], host_ip(2)),
-    ]);
-    let sites: Vec<Site> = (0..3).map(|i| Site::new(&u, i)).collect();
-    sites[0].join(&etcd, true);
-    for s in &sites[1..] {
-        s.join(&etcd, false);
-    }
-    let net = unique_id("c3net");
-    sites[1].ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.90.0.0/22",
-        &net,
-    ]);
-    for s in &sites {
-        wait_until("the conflist everywhere", Duration::from_secs(3), || {
-            s.conflist(&net).is_some()
-        });
-    }
+    let c = Cluster::build("c3").hosts(4).members(3).start();
+    let etcd = &c.etcd;
+    let sites = c.joined(0..3);
+    let Overlay { net, vni } =
+        Overlay::create_on(&sites, 1, "c3net", &["--subnet", "10.90.0.0/22"]);
 
     // Every host adds its containers at once.
     let ctrs: Vec<Vec<Netns>> = (0..3)
@@ -291,9 +246,6 @@ fn root_cluster_three_hosts_parallel_adds_survive_one_etcd_member_and_a_fourth_h
     assert_eq!(unique.len(), 3 * PER_HOST, "duplicate addresses: {ips:?}");
     // Every host holds a static entry for each remote container within a
     // second of the last ADD...
-    let vni = sites[0].conflist(&net).unwrap()["plugins"][0]["vni"]
-        .as_u64()
-        .unwrap();
     for s in &sites {
         wait_until(
             "forwarding entries for every remote container",
@@ -350,8 +302,8 @@ fn root_cluster_three_hosts_parallel_adds_survive_one_etcd_member_and_a_fourth_h
     }
 
     // A fourth host joins with nothing changed on the others.
-    let d = Site::new(&u, 3);
-    d.join(&etcd, false);
+    let d = c.sites([3]).remove(0);
+    c.join(&d, false);
     wait_until(
         "the conflist on the new host",
         Duration::from_secs(3),
@@ -387,38 +339,16 @@ fn root_cluster_three_hosts_parallel_adds_survive_one_etcd_member_and_a_fourth_h
     for s in &sites {
         s.ok(&["cluster", "leave"]);
     }
-    let left: Vec<(String, String)> = etcd
-        .get_prefix("/cni-rs/")
-        .into_iter()
-        .filter(|(k, _)| k != "/cni-rs/cluster")
-        .collect();
-    assert_eq!(left, vec![]);
+    assert_eq!(c.store_left(), vec![]);
 }
 
 #[test]
 fn root_cluster_a_dead_host_is_released_after_the_grace_period() {
-    let u = Underlay::new(3, "cd");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let a = Site::new(&u, 1);
-    let b = Site::new(&u, 2);
-    a.join_with(&etcd, true, &["--lease-ttl", "2", "--grace-period", "2"]);
-    b.join_with(&etcd, false, &["--lease-ttl", "2"]);
-    let net = unique_id("cdnet");
-    a.ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.94.0.0/24",
-        &net,
-    ]);
-    wait_until("the conflist on b", Duration::from_secs(3), || {
-        b.conflist(&net).is_some()
-    });
-    let vni = a.conflist(&net).unwrap()["plugins"][0]["vni"]
-        .as_u64()
-        .unwrap();
+    let c = Cluster::build("cd").lease_ttl(2).grace_period(2).start();
+    let etcd = &c.etcd;
+    let sites = c.joined(1..3);
+    let (a, b) = (&sites[0], &sites[1]);
+    let Overlay { net, vni } = Overlay::create(&sites, "cdnet", "10.94.0.0/24");
     let ca = Netns::new("cda");
     let cb = Netns::new("cdb");
     a.add(&net, &ca);
@@ -431,17 +361,13 @@ fn root_cluster_a_dead_host_is_released_after_the_grace_period() {
     assert!(!a.cnitool(&["cluster", "rm", "h2"]).status.success());
 
     // Host b dies: its daemon is killed and its underlay link is gone.
-    let pid = b.daemon_pid().expect("b's daemon runs");
-    let killed = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
-    assert!(killed.is_ok_and(|s| s.success()), "kill b's daemon");
+    b.kill_daemon();
     b.host.ip_ok(&["link", "del", "eth0"]);
 
     // Lease (2 s) + grace (2 s): a drops every entry to b, the store every
     // key of b's.
     wait_until("b released", Duration::from_secs(12), || {
-        !a.fdb(vni).iter().any(|(_, dst)| *dst == b.ip) && keys_of(&etcd, "h2").is_empty()
+        !a.fdb(vni).iter().any(|(_, dst)| *dst == b.ip) && keys_of(etcd, "h2").is_empty()
     });
     assert!(
         !etcd
@@ -460,26 +386,12 @@ fn root_cluster_a_dead_host_is_released_after_the_grace_period() {
 
 #[test]
 fn root_cluster_a_partitioned_host_refuses_addresses_and_reports_reclaimed_ones() {
-    let u = Underlay::new(3, "cp");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let a = Site::new(&u, 1);
-    let b = Site::new(&u, 2);
-    a.join_with(&etcd, true, &["--lease-ttl", "2", "--grace-period", "2"]);
-    b.join_with(&etcd, false, &["--lease-ttl", "2"]);
+    let c = Cluster::build("cp").lease_ttl(2).grace_period(2).start();
+    let (etcd, u) = (&c.etcd, &c.u);
+    let sites = c.joined(1..3);
+    let (a, b) = (&sites[0], &sites[1]);
     // A /28 is one block: whoever holds it holds every address.
-    let net = unique_id("cpnet");
-    a.ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.95.0.0/28",
-        &net,
-    ]);
-    wait_until("the conflist on b", Duration::from_secs(3), || {
-        b.conflist(&net).is_some()
-    });
+    let Overlay { net, .. } = Overlay::create(&sites, "cpnet", "10.95.0.0/28");
     let c1 = Netns::new("cp1");
     let ip1 = a.add(&net, &c1);
     a.ok(&["check", &net, &c1.path_str()]);
@@ -493,15 +405,7 @@ fn root_cluster_a_partitioned_host_refuses_addresses_and_reports_reclaimed_ones(
     // ADD then succeeds with its endpoint on disk, queued for the store.
     let c0 = Netns::new("cp0");
     let early = a.plugin("ADD", &net, "c0", &c0);
-    let ip0 = early.success().then(|| {
-        early.json()["ips"][0]["address"]
-            .as_str()
-            .unwrap()
-            .split('/')
-            .next()
-            .unwrap()
-            .to_string()
-    });
+    let ip0 = early.success().then(|| first_ip(&early.json()));
     // Once its next write or lease renewal failed, STATUS says so and ADD
     // fails with 11, nothing half-made.
     wait_until("STATUS reports the cut", Duration::from_secs(10), || {
@@ -522,7 +426,7 @@ fn root_cluster_a_partitioned_host_refuses_addresses_and_reports_reclaimed_ones(
     // b releases a after lease + grace, takes the block and hands out
     // what a had given c1.
     wait_until("a released by b", Duration::from_secs(12), || {
-        keys_of(&etcd, "h1").is_empty()
+        keys_of(etcd, "h1").is_empty()
     });
     let c3 = Netns::new("cp3");
     let ip3 = b.add(&net, &c3);
@@ -582,24 +486,11 @@ fn root_cluster_a_partitioned_host_refuses_addresses_and_reports_reclaimed_ones(
 
 #[test]
 fn root_cluster_three_member_etcd_survives_one_loss_and_fails_add_with_11_after_two() {
-    let u = Underlay::new(3, "cq");
-    let mut etcd = EtcdCluster::start(&[
-        (&u.hosts[0], host_ip(0)),
-        (&u.hosts[1], host_ip(1)),
-        (&u.hosts[2], host_ip(2)),
-    ]);
-    let a = Site::new(&u, 1);
-    a.join(&etcd, true);
-    let net = unique_id("cqnet");
-    a.ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.96.0.0/24",
-        &net,
-    ]);
+    let c = Cluster::build("cq").members(3).start();
+    let etcd = &c.etcd;
+    let sites = c.joined([1]);
+    let a = &sites[0];
+    let Overlay { net, .. } = Overlay::create(&sites, "cqnet", "10.96.0.0/24");
     let c1 = Netns::new("cq1");
     a.add(&net, &c1);
     etcd.kill(0);
@@ -625,28 +516,11 @@ fn root_cluster_three_member_etcd_survives_one_loss_and_fails_add_with_11_after_
 
 #[test]
 fn root_cluster_a_daemon_killed_right_after_add_publishes_the_endpoint_when_restarted() {
-    let u = Underlay::new(3, "ck");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let a = Site::new(&u, 1);
-    let b = Site::new(&u, 2);
-    a.join(&etcd, true);
-    b.join(&etcd, false);
-    let net = unique_id("cknet");
-    a.ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.93.0.0/24",
-        &net,
-    ]);
-    wait_until("the conflist on b", Duration::from_secs(3), || {
-        b.conflist(&net).is_some()
-    });
-    let vni = a.conflist(&net).unwrap()["plugins"][0]["vni"]
-        .as_u64()
-        .unwrap();
+    let c = Cluster::build("ck").start();
+    let etcd = &c.etcd;
+    let sites = c.joined(1..3);
+    let (a, b) = (&sites[0], &sites[1]);
+    let Overlay { net, vni } = Overlay::create(&sites, "cknet", "10.93.0.0/24");
     let ca = Netns::new("cka");
     let cb = Netns::new("ckb");
     a.add(&net, &ca);
@@ -656,11 +530,7 @@ fn root_cluster_a_daemon_killed_right_after_add_publishes_the_endpoint_when_rest
     // ADD was answered once b's daemon had the endpoint on disk; kill it
     // at once, and take the key out of etcd in case the push got out
     // first: the store is now as if the daemon died before pushing.
-    let pid = b.daemon_pid().expect("b's daemon runs");
-    let killed = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
-    assert!(killed.is_ok_and(|s| s.success()), "kill b's daemon");
+    let pid = b.kill_daemon();
     wait_until("b's daemon gone", Duration::from_secs(2), || {
         b.daemon_pid() != Some(pid)
     });
@@ -716,44 +586,29 @@ fn root_cluster_a_daemon_killed_right_after_add_publishes_the_endpoint_when_rest
     a.ok(&["network", "rm", &net]);
     a.ok(&["cluster", "leave"]);
     b.ok(&["cluster", "leave"]);
-    assert_eq!(keys_of(&etcd, "h2"), vec![]);
+    assert_eq!(keys_of(etcd, "h2"), vec![]);
 }
 
 #[test]
 fn root_cluster_dual_stack_overlay_cuts_its_ipv6_subnet_into_blocks_too() {
-    let u = Underlay::new(3, "c6");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let a = Site::new(&u, 1);
-    let b = Site::new(&u, 2);
-    a.join(&etcd, true);
-    b.join(&etcd, false);
-    let net = unique_id("c6net");
+    let c = Cluster::build("c6").start();
+    let etcd = &c.etcd;
+    let sites = c.joined(1..3);
+    let (a, b) = (&sites[0], &sites[1]);
     let (v4, v6) = ("10.92.0.0/24", "fd00:92::/64");
-    a.ok(&[
-        "network", "create", "-d", "overlay", "--ipv6", "--subnet", v4, "--subnet", v6, &net,
-    ]);
-    wait_until("the conflist on b", Duration::from_secs(3), || {
-        b.conflist(&net).is_some()
-    });
+    let Overlay { net, .. } = Overlay::create_on(
+        &sites,
+        0,
+        "c6net",
+        &["--ipv6", "--subnet", v4, "--subnet", v6],
+    );
     let plugin = b.conflist(&net).unwrap()["plugins"][0].clone();
     assert_eq!(plugin["ipam"]["subnets"], serde_json::json!([v4, v6]));
     let vni = plugin["vni"].as_u64().unwrap();
 
     let ips_of = |v: serde_json::Value| -> Vec<String> {
-        v["ips"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| {
-                i["address"]
-                    .as_str()
-                    .unwrap()
-                    .split('/')
-                    .next()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect()
+        let n = v["ips"].as_array().unwrap().len();
+        (0..n).map(|i| ip_of(&v, i)).collect()
     };
     let ca = Netns::new("c6a");
     let cb = Netns::new("c6b");
@@ -801,12 +656,7 @@ fn root_cluster_dual_stack_overlay_cuts_its_ipv6_subnet_into_blocks_too() {
     a.ok(&["network", "rm", &net]);
     a.ok(&["cluster", "leave"]);
     b.ok(&["cluster", "leave"]);
-    let left: Vec<(String, String)> = etcd
-        .get_prefix("/cni-rs/")
-        .into_iter()
-        .filter(|(k, _)| k != "/cni-rs/cluster")
-        .collect();
-    assert_eq!(left, vec![]);
+    assert_eq!(c.store_left(), vec![]);
 }
 
 /// What the resolver in `from` answers for `name` (A records).
@@ -821,25 +671,11 @@ fn resolve(from: &Netns, name: &str) -> Vec<String> {
 
 #[test]
 fn root_cluster_names_resolve_across_hosts_and_go_with_del() {
-    let u = Underlay::new(3, "cn");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let a = Site::new(&u, 1);
-    let b = Site::new(&u, 2);
-    a.join(&etcd, true);
-    b.join(&etcd, false);
-    let net = unique_id("cnnet");
-    a.ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.97.0.0/24",
-        &net,
-    ]);
-    wait_until("the conflist on b", Duration::from_secs(3), || {
-        b.conflist(&net).is_some()
-    });
+    let c = Cluster::build("cn").start();
+    let etcd = &c.etcd;
+    let sites = c.joined(1..3);
+    let (a, b) = (&sites[0], &sites[1]);
+    let Overlay { net, .. } = Overlay::create(&sites, "cnnet", "10.97.0.0/24");
     let ca = Netns::new("cna");
     let cb = Netns::new("cnb");
     let ip_a = a.add_named(&net, &ca, "web");
@@ -867,30 +703,15 @@ fn root_cluster_names_resolve_across_hosts_and_go_with_del() {
 
 #[test]
 fn root_cluster_gc_releases_addresses_of_attachments_the_runtime_forgot() {
-    let u = Underlay::new(2, "cg");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let a = Site::new(&u, 1);
-    a.join(&etcd, true);
-    let net = unique_id("cgnet");
-    a.ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.98.0.0/24",
-        &net,
-    ]);
+    let c = Cluster::build("cg").hosts(2).start();
+    let etcd = &c.etcd;
+    let sites = c.joined([1]);
+    let a = &sites[0];
+    let Overlay { net, .. } = Overlay::create(&sites, "cgnet", "10.98.0.0/24");
     let keep = Netns::new("cgk");
     let lost = Netns::new("cgl");
     a.plugin("ADD", &net, "keep", &keep).expect_ok();
-    let lost_ip = a.plugin("ADD", &net, "lost", &lost).json()["ips"][0]["address"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let lost_ip = first_ip(&a.plugin("ADD", &net, "lost", &lost).json());
     assert_eq!(a.lease_files(&net), 2);
 
     // GC with only `keep` valid: `lost`'s address and endpoint go.
@@ -932,13 +753,12 @@ fn root_cluster_gc_releases_addresses_of_attachments_the_runtime_forgot() {
 
 #[test]
 fn root_cluster_over_tls_with_client_certificates() {
-    let u = Underlay::new(3, "ct");
-    let tls = integration::etcd::EtcdTls::new(&[host_ip(0)]);
-    let etcd = EtcdCluster::start_with(&[(&u.hosts[0], host_ip(0))], Some(tls));
-    let a = Site::new(&u, 1);
-    let b = Site::new(&u, 2);
+    let c = Cluster::build("ct").tls().start();
+    let etcd = &c.etcd;
+    let sites = c.sites(1..3);
+    let (a, b) = (&sites[0], &sites[1]);
     let t = etcd.tls().unwrap();
-    let (ca, cert, key) = (t.file("ca.pem"), t.file("client.pem"), t.file("client.key"));
+    let ca = t.file("ca.pem");
     // Without a client certificate etcd refuses the host: nothing joins.
     let out = b.cnitool(&[
         "cluster",
@@ -967,29 +787,11 @@ fn root_cluster_over_tls_with_client_certificates() {
         .status
         .success());
 
-    let with_certs = [
-        "--cacert",
-        ca.as_str(),
-        "--cert",
-        cert.as_str(),
-        "--key",
-        key.as_str(),
-    ];
-    a.join_with(&etcd, true, &with_certs);
-    b.join_with(&etcd, false, &with_certs);
-    let net = unique_id("ctnet");
-    a.ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.99.0.0/24",
-        &net,
-    ]);
-    wait_until("the conflist on b", Duration::from_secs(3), || {
-        b.conflist(&net).is_some()
-    });
+    // With them (the cluster's join flags: CA, client certificate and
+    // key) both join.
+    c.join(a, true);
+    c.join(b, false);
+    let Overlay { net, .. } = Overlay::create(&sites, "ctnet", "10.99.0.0/24");
     let ca_ns = Netns::new("cta");
     let cb_ns = Netns::new("ctb");
     a.add(&net, &ca_ns);
@@ -1006,10 +808,5 @@ fn root_cluster_over_tls_with_client_certificates() {
     a.ok(&["network", "rm", &net]);
     b.ok(&["cluster", "leave"]);
     a.ok(&["cluster", "leave"]);
-    let left: Vec<(String, String)> = etcd
-        .get_prefix("/cni-rs/")
-        .into_iter()
-        .filter(|(k, _)| k != "/cni-rs/cluster")
-        .collect();
-    assert_eq!(left, vec![]);
+    assert_eq!(c.store_left(), vec![]);
 }

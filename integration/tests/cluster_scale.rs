@@ -13,10 +13,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use integration::cluster::{wait_until, Site};
-use integration::etcd::EtcdCluster;
-use integration::underlay::{host_ip, Underlay};
-use integration::{unique_id, Netns};
+use integration::cluster::{wait_until, Cluster, Overlay, Site};
+use integration::Netns;
 
 fn env_num(k: &str, default: usize) -> usize {
     std::env::var(k)
@@ -54,31 +52,10 @@ fn cluster_scale_run() {
     let endpoints = env_num("CLUSTER_SCALE_ENDPOINTS", 1000).max(hosts);
     let per_host = endpoints / hosts;
     let endpoints = per_host * hosts;
-    let u = Underlay::new(hosts + 1, "cs");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let sites: Vec<Site> = (1..=hosts).map(|i| Site::new(&u, i)).collect();
-    sites[0].join(&etcd, true);
-    for s in &sites[1..] {
-        s.join(&etcd, false);
-    }
-    let net = unique_id("csnet");
-    sites[0].ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.64.0.0/16",
-        &net,
-    ]);
-    for s in &sites {
-        wait_until("the conflist everywhere", Duration::from_secs(10), || {
-            s.conflist(&net).is_some()
-        });
-    }
-    let vni = sites[0].conflist(&net).unwrap()["plugins"][0]["vni"]
-        .as_u64()
-        .unwrap();
+    let c = Cluster::build("cs").hosts(hosts + 1).start();
+    let etcd = &c.etcd;
+    let sites = c.joined(1..=hosts);
+    let Overlay { net, vni } = Overlay::create(&sites, "csnet", "10.64.0.0/16");
     let before: Vec<serde_json::Value> = sites.iter().map(Site::stats).collect();
     let cpu_before: Vec<f64> = sites
         .iter()
@@ -183,10 +160,5 @@ fn cluster_scale_run() {
     for s in &sites {
         s.ok(&["cluster", "leave"]);
     }
-    let left: Vec<(String, String)> = etcd
-        .get_prefix("/cni-rs/")
-        .into_iter()
-        .filter(|(k, _)| k != "/cni-rs/cluster")
-        .collect();
-    assert_eq!(left, vec![]);
+    assert_eq!(c.store_left(), vec![]);
 }

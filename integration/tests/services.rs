@@ -5,23 +5,19 @@
 //! host with private config, cache, lease and resolver folders.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use integration::cnitool::{delete_named_netns, named_netns_with_prefix, CnitoolEnv};
-use integration::netns::{unique_ifname, Netns};
-use integration::services::{ask_name, in_netns, Held, NameServer};
+use integration::netns::unique_ifname;
+use integration::outside::{Outside, HOST_ADDR};
+use integration::services::{in_netns, spread, tasks_of, Held, NameServer, Task};
 use integration::{require_root, unique_id, FakeHost};
 use serde_json::{json, Value};
 
 const SUBNET: &str = "10.90.0.0/24";
-
-struct Task {
-    name: String,
-    addr: Ipv4Addr,
-}
 
 struct World {
     servers: RefCell<Vec<NameServer>>,
@@ -88,15 +84,7 @@ impl World {
     }
 
     fn tasks(&self, name: &str) -> Vec<Task> {
-        self.inspect(name)["Tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| Task {
-                name: t["Name"].as_str().unwrap().to_string(),
-                addr: t["Addresses"][0].as_str().unwrap().parse().unwrap(),
-            })
-            .collect()
+        tasks_of(&self.inspect(name))
     }
 
     fn vip(&self, name: &str) -> Ipv4Addr {
@@ -110,10 +98,9 @@ impl World {
     /// A greeting server on port 80 in every task.
     fn serve(&self, tasks: &[Task]) {
         for t in tasks {
-            let path = PathBuf::from("/var/run/netns").join(&t.name);
             self.servers
                 .borrow_mut()
-                .push(NameServer::start(&path, 80, &t.name).unwrap());
+                .push(NameServer::in_task(&t.name).unwrap());
         }
     }
 
@@ -233,18 +220,6 @@ impl Drop for World {
 
 fn id_of(w: &World, name: &str) -> String {
     w.inspect(name)["ID"].as_str().unwrap().to_string()
-}
-
-/// Which task answered each of `n` connections to `addr`, from `ns`.
-fn spread(ns: &File, addr: SocketAddr, n: usize) -> BTreeMap<String, usize> {
-    in_netns(ns, move || {
-        let mut counts = BTreeMap::new();
-        for _ in 0..n {
-            let who = ask_name(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-            *counts.entry(who).or_insert(0) += 1;
-        }
-        counts
-    })
 }
 
 #[test]
@@ -402,29 +377,15 @@ fn root_published_port_reaches_every_task_from_outside() {
     let tasks = w.tasks(&name);
     w.serve(&tasks);
     // An outside namespace (the load balancer) on a veth into the host.
-    let lb = Netns::new("svclb");
-    let (h_if, l_if) = (unique_ifname("lbh"), unique_ifname("lbo"));
-    w.host
-        .ip_ok(&["link", "add", &h_if, "type", "veth", "peer", "name", &l_if]);
-    w.host.ip_ok(&["link", "set", &l_if, "netns", lb.name()]);
-    w.host
-        .ip_ok(&["addr", "add", "192.168.77.1/24", "dev", &h_if]);
-    w.host.link_up(&h_if);
-    lb.ip_ok(&["addr", "add", "192.168.77.2/24", "dev", &l_if]);
-    lb.link_up(&l_if);
-    lb.link_up("lo");
+    let lb = Outside::new(&w.host, "svclb");
     w.host.set_ip_forward(true);
     let lbf = lb.open().unwrap();
-    let counts = spread(&lbf, "192.168.77.1:8080".parse().unwrap(), 60);
+    let published = SocketAddr::from((HOST_ADDR.parse::<Ipv4Addr>().unwrap(), 8080));
+    let counts = spread(&lbf, published, 60);
     assert_eq!(counts.len(), 3, "{counts:?}");
     // The host's own connections to its address too.
     let hf = w.host.open().unwrap();
-    assert_eq!(
-        spread(&hf, "192.168.77.1:8080".parse().unwrap(), 3)
-            .values()
-            .sum::<usize>(),
-        3
-    );
+    assert_eq!(spread(&hf, published, 3).values().sum::<usize>(), 3);
     // And its 127.0.0.1.
     let local = spread(&hf, "127.0.0.1:8080".parse().unwrap(), 3);
     assert_eq!(local.values().sum::<usize>(), 3, "{local:?}");

@@ -6,17 +6,13 @@
 //! every connection says which task (and so which host) answered. All
 //! tests need root.
 
-use std::collections::BTreeMap;
-use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::time::Duration;
 
-use integration::cluster::{wait_until, Site};
+use integration::cluster::{wait_until, Cluster, Overlay, Site};
 use integration::cnitool::{delete_named_netns, named_netns_with_prefix};
-use integration::etcd::EtcdCluster;
-use integration::services::{ask_name, in_netns, Held, NameServer};
-use integration::underlay::{host_ip, Underlay};
+use integration::services::{in_netns, spread, tasks_of, Held, NameServer, Task};
+use integration::underlay::host_ip;
 use integration::{unique_id, Netns};
 use serde_json::Value;
 
@@ -32,41 +28,19 @@ struct Mesh<'a> {
     servers: std::cell::RefCell<Vec<NameServer>>,
 }
 
-struct Task {
-    name: String,
-    addr: Ipv4Addr,
-    host: String,
+/// Four fake hosts (etcd inside host 0), a grace period of 2 s.
+fn cluster(tag: &str) -> integration::cluster::ClusterBuilder {
+    Cluster::build(tag).hosts(4).grace_period(2)
 }
 
 impl<'a> Mesh<'a> {
-    fn new(u: &'a Underlay, etcd: &EtcdCluster) -> Mesh<'a> {
-        Self::with(u, etcd, &[])
-    }
-
-    /// With extra `cluster init|join` flags (`--lease-ttl`).
-    fn with(u: &'a Underlay, etcd: &EtcdCluster, extra: &[&str]) -> Mesh<'a> {
-        let sites: Vec<Site> = (0..3).map(|i| Site::new(u, i)).collect();
-        let mut init = extra.to_vec();
-        init.extend(["--grace-period", "2"]);
-        sites[0].join_with(etcd, true, &init);
-        for s in &sites[1..] {
-            s.join_with(etcd, false, extra);
-        }
-        let net = unique_id("mesh");
-        sites[0].ok(&[
-            "network", "create", "-d", "overlay", "--subnet", SUBNET, &net,
-        ]);
-        for s in &sites {
-            wait_until("the conflist everywhere", Duration::from_secs(5), || {
-                s.conflist(&net).is_some()
-            });
-        }
-        let vni = sites[0].conflist(&net).unwrap()["plugins"][0]["vni"]
-            .as_u64()
-            .unwrap();
+    /// Hosts 0-2 of `c` join; host 3 is the outside.
+    fn new(c: &'a Cluster) -> Mesh<'a> {
+        let sites = c.joined(0..3);
+        let Overlay { net, vni } = Overlay::create(&sites, "mesh", SUBNET);
         Mesh {
             sites,
-            outside: &u.hosts[3],
+            outside: &c.u.hosts[3],
             net,
             vni,
             services: Default::default(),
@@ -94,25 +68,15 @@ impl<'a> Mesh<'a> {
     }
 
     fn tasks(&self, name: &str) -> Vec<Task> {
-        self.inspect(0, name)["Tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| Task {
-                name: t["Name"].as_str().unwrap().to_string(),
-                addr: t["Addresses"][0].as_str().unwrap().parse().unwrap(),
-                host: t["NodeID"].as_str().unwrap().to_string(),
-            })
-            .collect()
+        tasks_of(&self.inspect(0, name))
     }
 
     /// A greeting server on port 80 in each task (its name as greeting).
     fn serve(&self, tasks: &[Task]) {
         for t in tasks {
-            let path = PathBuf::from("/var/run/netns").join(&t.name);
             self.servers
                 .borrow_mut()
-                .push(NameServer::start(&path, 80, &t.name).unwrap());
+                .push(NameServer::in_task(&t.name).unwrap());
         }
     }
 
@@ -159,18 +123,6 @@ impl Drop for Mesh<'_> {
     }
 }
 
-/// Which task answered each of `n` connections to `addr`, from `ns`.
-fn spread(ns: &File, addr: SocketAddr, n: usize) -> BTreeMap<String, usize> {
-    in_netns(ns, move || {
-        let mut counts = BTreeMap::new();
-        for _ in 0..n {
-            let who = ask_name(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-            *counts.entry(who).or_insert(0) += 1;
-        }
-        counts
-    })
-}
-
 fn underlay_addr(i: usize, port: u16) -> SocketAddr {
     SocketAddr::from((host_ip(i).parse::<Ipv4Addr>().unwrap(), port))
 }
@@ -178,9 +130,9 @@ fn underlay_addr(i: usize, port: u16) -> SocketAddr {
 #[test]
 fn root_routing_mesh_reaches_tasks_on_other_hosts_and_leaves_nothing() {
     // Hosts 0-2 are the cluster (etcd inside host 0); host 3 is outside.
-    let u = Underlay::new(4, "msh");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let m = Mesh::new(&u, &etcd);
+    let c = cluster("msh").start();
+    let (u, etcd) = (&c.u, &c.etcd);
+    let m = Mesh::new(&c);
     let outside = m.outside.open().unwrap();
 
     // One task, never on h0; created from h0.
@@ -358,9 +310,9 @@ fn root_routing_mesh_reaches_tasks_on_other_hosts_and_leaves_nothing() {
 
 #[test]
 fn root_mesh_holds_the_devices_ports_are_claimed_cluster_wide_and_dnsrr_names_tasks() {
-    let u = Underlay::new(4, "msk");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let m = Mesh::new(&u, &etcd);
+    let c = cluster("msk").start();
+    let etcd = &c.etcd;
+    let m = Mesh::new(&c);
     let outside = m.outside.open().unwrap();
 
     // One task, on h2 only.
@@ -502,11 +454,7 @@ fn root_mesh_holds_the_devices_ports_are_claimed_cluster_wide_and_dnsrr_names_ta
     // h2's daemon killed (-9) and started again by the next command: it
     // rejoins, its agent reads what it made from disk, and the removal
     // below still takes everything off h2.
-    let pid = m.sites[2].daemon_pid().expect("h2's daemon");
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
-    assert!(killed.is_ok_and(|s| s.success()), "kill h2's daemon");
+    m.sites[2].kill_daemon();
     // Gone means its socket is closed: the whole thread group has exited
     // (a thread the kernel still holds, say on the rtnl lock, keeps the
     // process's files open after its main thread is a zombie).
@@ -547,9 +495,8 @@ fn root_mesh_holds_the_devices_ports_are_claimed_cluster_wide_and_dnsrr_names_ta
 
 #[test]
 fn root_tasks_of_a_dead_host_move_and_the_mesh_follows() {
-    let u = Underlay::new(4, "mdh");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let m = Mesh::with(&u, &etcd, &["--lease-ttl", "2"]);
+    let c = cluster("mdh").lease_ttl(2).start();
+    let m = Mesh::new(&c);
     let outside = m.outside.open().unwrap();
     let (name, _) = m.create(
         0,
@@ -560,11 +507,7 @@ fn root_tasks_of_a_dead_host_move_and_the_mesh_follows() {
     assert_eq!(before[0].host, "h1");
 
     // h1 dies: its daemon is killed and its underlay link is gone.
-    let pid = m.sites[1].daemon_pid().expect("h1's daemon");
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
-    assert!(killed.is_ok_and(|s| s.success()), "kill h1's daemon");
+    m.sites[1].kill_daemon();
     m.sites[1].host.ip_ok(&["link", "del", "eth0"]);
 
     // Lease (2 s) + grace (2 s): the task is placed again, on h2 (h0 is

@@ -600,16 +600,9 @@ fn to_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::etcd::Event;
+    use super::super::store::tests::put;
     use super::super::Dirty;
     use super::*;
-
-    fn put(k: &str, v: &str) -> Event {
-        Event::Put(Kv {
-            key: k.into(),
-            value: v.as_bytes().to_vec(),
-        })
-    }
 
     #[test]
     fn services_and_tasks_wake_the_agent_and_only_services_change_names() {

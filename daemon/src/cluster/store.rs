@@ -253,10 +253,12 @@ impl View {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn put(k: &str, v: &str) -> Event {
+    /// A watch event that puts `v` at `k` (also used by the services
+    /// module's tests).
+    pub(in crate::cluster) fn put(k: &str, v: &str) -> Event {
         Event::Put(Kv {
             key: k.into(),
             value: v.as_bytes().to_vec(),

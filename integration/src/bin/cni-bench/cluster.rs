@@ -7,10 +7,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use integration::cluster::{wait_until, Site};
-use integration::etcd::EtcdCluster;
-use integration::underlay::{host_ip, Underlay};
-use integration::{unique_id, Invocation, Netns, TempDir};
+use integration::cluster::{Cluster, Overlay, Site};
+use integration::{Invocation, Netns, TempDir};
 use serde_json::json;
 
 use super::{ms, percentile, run_sample, Row, CNI_VERSION};
@@ -56,29 +54,10 @@ fn row(label: &str, what: &str, mut lat: Vec<Duration>, rss: u64, base: Option<D
 }
 
 pub fn run() -> Result<Vec<Row>> {
-    let u = Underlay::new(4, "bcl");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let sites: Vec<Site> = (1..=3).map(|i| Site::new(&u, i)).collect();
-    sites[0].join(&etcd, true);
-    for s in &sites[1..] {
-        s.join(&etcd, false);
-    }
+    let c = Cluster::build("bcl").hosts(4).start();
+    let sites = c.joined(1..=3);
     let (a, b) = (&sites[0], &sites[1]);
-    let net = unique_id("bcl");
-    a.ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.205.0.0/16",
-        &net,
-    ]);
-    for s in &sites {
-        wait_until("the conflist", Duration::from_secs(5), || {
-            s.conflist(&net).is_some()
-        });
-    }
+    let Overlay { net, .. } = Overlay::create(&sites, "bcl", "10.205.0.0/16");
     let probe = Netns::try_new("bclp")?;
     a.add(&net, &probe);
     let data = TempDir::new("bench-cl");

@@ -7,15 +7,12 @@
 //! rounds taken in alternation, as the services bench does.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
-use integration::cluster::{wait_until, Site};
+use integration::cluster::{Cluster, Overlay, Site};
 use integration::cnitool::{delete_named_netns, named_netns_with_prefix};
-use integration::etcd::EtcdCluster;
 use integration::services::NameServer;
-use integration::underlay::{host_ip, Underlay};
+use integration::underlay::host_ip;
 use integration::{unique_id, Netns};
 use serde_json::Value;
 
@@ -27,28 +24,9 @@ pub const NAME: &str =
 pub fn run() -> Result<()> {
     println!("\n{NAME}");
     // Hosts 0-2 are the cluster (etcd in host 0), host 3 is outside.
-    let u = Underlay::new(4, "bms");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let sites: Vec<Site> = (0..3).map(|i| Site::new(&u, i)).collect();
-    sites[0].join(&etcd, true);
-    for s in &sites[1..] {
-        s.join(&etcd, false);
-    }
-    let net = unique_id("bms");
-    sites[0].ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.207.0.0/24",
-        &net,
-    ]);
-    for s in &sites {
-        wait_until("the conflist", Duration::from_secs(5), || {
-            s.conflist(&net).is_some()
-        });
-    }
+    let c = Cluster::build("bms").hosts(4).start();
+    let sites = c.joined(0..3);
+    let Overlay { net, .. } = Overlay::create(&sites, "bms", "10.207.0.0/24");
     let svc = unique_id("bmesh");
     let _cleanup = Cleanup {
         site: &sites[0],
@@ -69,10 +47,10 @@ pub fn run() -> Result<()> {
     let task = &v[0]["Tasks"][0];
     let name = task["Name"].as_str().context("no task")?;
     let addr: Ipv4Addr = task["Addresses"][0].as_str().context("addr")?.parse()?;
-    let _server = NameServer::start(&PathBuf::from("/var/run/netns").join(name), 80, name)?;
+    let _server = NameServer::in_task(name)?;
     let client = Netns::try_new("bmsc")?;
     sites[0].add(&net, &client);
-    let (cf, of) = (client.open()?, u.hosts[3].open()?);
+    let (cf, of) = (client.open()?, c.u.hosts[3].open()?);
     let direct = SocketAddr::from((addr, 80));
     let via_h0: SocketAddr = format!("{}:8080", host_ip(0)).parse()?;
     let via_h1: SocketAddr = format!("{}:8080", host_ip(1)).parse()?;

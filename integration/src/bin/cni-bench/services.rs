@@ -13,7 +13,6 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -169,8 +168,7 @@ fn bed() -> Result<(Bed, Ipv4Addr, Vec<Ipv4Addr>)> {
     for t in v[0]["Tasks"].as_array().context("no tasks")? {
         let name = t["Name"].as_str().context("task name")?;
         tasks.push(t["Addresses"][0].as_str().context("addr")?.parse()?);
-        let path = PathBuf::from("/var/run/netns").join(name);
-        b.servers.push(NameServer::start(&path, 80, name)?);
+        b.servers.push(NameServer::in_task(name)?);
     }
     b.env.ok(&b.host, &["sandbox", "create", &client]);
     b.env.ok(&b.host, &["network", "connect", &net, &client]);
