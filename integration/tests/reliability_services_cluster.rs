@@ -536,3 +536,40 @@ fn root_tasks_of_a_host_that_leaves_are_placed_on_the_others() {
     });
     p.assert_nothing_of(&etcd, &name, Some(&id));
 }
+
+#[test]
+fn root_more_replicas_than_the_subnet_holds_fail_and_leave_nothing() {
+    let u = Underlay::new(2, "rsx");
+    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
+    let p = Pair::new(&u, &etcd);
+    let name = p.name("big");
+    // 300 tasks on a /24: the cluster IPAM runs out; the create fails,
+    // takes back what it made, and the daemons kept answering meanwhile.
+    let out = p.sites[0].cnitool(&[
+        "service",
+        "create",
+        &name,
+        "--network",
+        &p.net,
+        "--replicas",
+        "300",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("failed"), "{err}");
+    for i in 0..2 {
+        let r = raw(&p.socket(i), b"{\"op\":\"ping\"}\n").expect("a pong");
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    wait_until("the sandboxes gone", Duration::from_secs(120), || {
+        named_netns_with_prefix(&format!("{name}.")).is_empty()
+    });
+    for i in 0..2 {
+        wait_until("the mesh gone", Duration::from_secs(30), || {
+            !p.bridge_has_address(i)
+        });
+    }
+    p.assert_nothing_of(&etcd, &name, None);
+    assert!(etcd.get_prefix("/cni-rs/services/").is_empty());
+    assert!(etcd.get_prefix("/cni-rs/tasks/").is_empty());
+}
