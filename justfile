@@ -43,6 +43,7 @@ deps:
     command -v etcd      >/dev/null || need+=(etcd-server)    # the demo's cluster act and the cluster tests
     command -v etcdctl   >/dev/null || need+=(etcd-client)
     command -v openssl   >/dev/null || need+=(openssl)        # the cluster tests make a throw-away CA for etcd TLS
+    command -v python3   >/dev/null || need+=(python3)        # the demo's task servers and their callers
     {{just_executable()}} _apt-install "${need[@]}"
     # containers/dnsname's Go plugin, for the bench only: unpacked into target/, never installed (in
     # /usr/lib/cni, podman would chain it into every network it creates). Best effort: the bench skips it.

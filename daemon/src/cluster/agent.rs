@@ -287,6 +287,9 @@ async fn tasks(c: &Cluster, view: &View, s: &Settings, st: &mut State) {
                     log::error(&format!("cluster: names of task {name}: {e}"));
                 }
                 st.tasks.insert(name.clone(), lt);
+                // Recorded before its address goes to the store: a daemon
+                // killed from here on still knows it made this task.
+                c.agent.save(st);
                 log::info(&format!("cluster: task {name} runs at {address}"));
             }
             Err(e) => {

@@ -1225,6 +1225,14 @@ impl Cluster {
                 return fail(e);
             }
         }
+        // A host that left is never released (no membership is left to
+        // expire): its tasks go to the others now, as swarm's node leave,
+        // or they would stay in the store on a host that is no member.
+        if let Err(e) = self.reschedule(self.me()).await {
+            log::error(&format!(
+                "cluster: placing this host's tasks elsewhere: {e}"
+            ));
+        }
         let lease = self.lease.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(l) = lease {
             let _ = self.etcd.revoke(l).await;

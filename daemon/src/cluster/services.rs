@@ -118,6 +118,14 @@ impl Cluster {
         if spec.endpoint_mode == EndpointMode::Dnsrr && !spec.ports.is_empty() {
             return invalid("rpc error: code = InvalidArgument desc = EndpointSpec: port published with ingress mode can't be used with dnsrr mode");
         }
+        // cnitool never sends port 0, but the socket takes any JSON: a
+        // claim of `ports/tcp/0` would block nothing and publish nothing.
+        if let Some((p, t, _)) = spec.ports.iter().find(|(p, t, _)| *t == 0 || *p == Some(0)) {
+            return invalid(format!(
+                "invalid port {}:{t}: ports are 1 to 65535",
+                p.map_or("-".to_string(), |p| p.to_string())
+            ));
+        }
         let mut constraints = Vec::new();
         for c in &spec.constraints {
             match parse_constraint(c) {
@@ -176,9 +184,12 @@ impl Cluster {
             // start stays failed in `inspect`; nothing is undone).
             return Reply::with_data(json!(shown(&self.view(), &svc)));
         }
-        match self.wait_tasks(&svc.name, svc.replicas, TASKS_WAIT).await {
+        match self.wait_tasks(&svc, svc.replicas, TASKS_WAIT).await {
             Ok(()) => Reply::with_data(json!(shown(&self.view(), &svc))),
-            Err(msg) => {
+            // Removed (and maybe created again) meanwhile: what the store
+            // holds under its name is no longer ours to undo.
+            Err(Waited::Gone(msg)) => Reply::error(msg),
+            Err(Waited::Failed(msg)) => {
                 self.service_undo(&svc).await;
                 Reply::error(msg)
             }
@@ -320,12 +331,20 @@ impl Cluster {
         Ok(())
     }
 
-    /// Until every task of `name` runs (or one failed, or time is up).
-    async fn wait_tasks(&self, name: &str, want: u64, within: Duration) -> Result<(), String> {
+    /// Until every task of `svc` runs (or one failed, or time is up, or
+    /// the service was removed: a killed cnitool's create keeps running
+    /// here, and its user may `rm` and create the name again meanwhile).
+    async fn wait_tasks(&self, svc: &Service, want: u64, within: Duration) -> Result<(), Waited> {
+        let name = &svc.name;
         let deadline = Instant::now() + within;
         loop {
             {
                 let v = self.view();
+                if v.services.get(name).map(|s| &s.id) != Some(&svc.id) {
+                    return Err(Waited::Gone(format!(
+                        "service {name} was removed while its tasks started"
+                    )));
+                }
                 let tasks: Vec<&ClusterTask> = v
                     .tasks
                     .get(name)
@@ -333,12 +352,12 @@ impl Cluster {
                     .flat_map(|m| m.values())
                     .collect();
                 if let Some(t) = tasks.iter().find(|t| t.error.is_some()) {
-                    return Err(format!(
+                    return Err(Waited::Failed(format!(
                         "task {} on {} failed: {}",
                         t.name,
                         t.host,
                         t.error.as_deref().unwrap_or_default()
-                    ));
+                    )));
                 }
                 let running = tasks.iter().filter(|t| t.address.is_some()).count() as u64;
                 if running >= want {
@@ -346,10 +365,10 @@ impl Cluster {
                 }
             }
             if Instant::now() >= deadline {
-                return Err(format!(
+                return Err(Waited::Failed(format!(
                     "the tasks of {name} did not all start within {}s",
                     within.as_secs()
-                ));
+                )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -463,9 +482,9 @@ impl Cluster {
             }
             let waited = match detach {
                 true => Ok(()),
-                false => self.wait_tasks(&svc.name, replicas, TASKS_WAIT).await,
+                false => self.wait_tasks(&svc, replicas, TASKS_WAIT).await,
             };
-            if let Err(msg) = waited {
+            if let Err(Waited::Failed(msg) | Waited::Gone(msg)) = waited {
                 return Reply::error(msg);
             }
         } else {
@@ -592,6 +611,14 @@ pub fn vips(view: &View, network: &str) -> BTreeSet<Ipv4Addr> {
         .filter(|s| s.network == network)
         .filter_map(Service::vip_addr)
         .collect()
+}
+
+/// Why waiting for a service's tasks ended without them all running.
+enum Waited {
+    /// A task failed or time ran out: the create is undone.
+    Failed(String),
+    /// The service was removed (or replaced) meanwhile: nothing to undo.
+    Gone(String),
 }
 
 fn to_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {

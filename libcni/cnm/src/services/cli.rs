@@ -281,10 +281,16 @@ fn scale(specs: &[String], detach: bool, s: &Settings) -> Result<()> {
                 "invalid scale specifier '{spec}'.\nSee 'cnitool service scale --help'."
             )));
         };
-        let n = model::parse_replicas(n, "replicas").map_err(|_| {
-            Error::invalid_config(format!(
+        // Docker's message for what is no count; a count over the bound
+        // says so rather than calling its syntax invalid.
+        let n = model::parse_replicas(n, "replicas").map_err(|_| match n.parse::<u64>() {
+            Ok(_) => Error::invalid_config(format!(
+                "invalid replicas value {n}: at most {} replicas",
+                model::MAX_REPLICAS
+            )),
+            Err(_) => Error::invalid_config(format!(
                 "invalid replicas value {n}: strconv.ParseUint: parsing \"{n}\": invalid syntax"
-            ))
+            )),
         })?;
         parsed.push((name.to_string(), n));
     }

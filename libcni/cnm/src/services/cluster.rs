@@ -215,9 +215,16 @@ pub fn agent_settings(
 }
 
 /// Run a task placed on this host: its sandbox attached to the network
-/// through the host's conflist. Returns its address.
+/// through the host's conflist. Returns its address. The agent starts only
+/// tasks it has no record of, so a sandbox of this task's name is one a
+/// daemon killed with -9 made (maybe half) before it could record it: it
+/// is taken down first, so the task runs once, with one address.
 pub fn start_task(s: &Settings, t: &ClusterTask, service: &str, network: &str) -> Result<Ipv4Addr> {
     let net = s.registry().find(network)?;
+    let name = tasks::task_name(service, t.slot, &t.id);
+    if tasks::sandbox(&name)?.path.exists() {
+        stop_task(s, &name)?;
+    }
     let task = tasks::start_as(&s.cni, &net, service, t.slot, t.id.clone())?;
     Ok(task.address)
 }

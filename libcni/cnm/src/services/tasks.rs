@@ -11,6 +11,11 @@ use cni_runtime::CniConfig;
 use cni_spec::error::{Error, ErrorList, Result};
 use cni_spec::CniResult;
 
+/// A task's name, which is also its sandbox's: Docker's `NAME.<slot>.<id>`.
+pub fn task_name(service: &str, slot: u64, id: &str) -> String {
+    format!("{service}.{slot}.{id}")
+}
+
 /// The sandbox of a task.
 pub fn sandbox(task_name: &str) -> Result<Sandbox> {
     Sandbox::resolve(task_name)
@@ -31,7 +36,7 @@ pub fn start_as(
     slot: u64,
     id: String,
 ) -> Result<Task> {
-    let name = format!("{service}.{slot}.{id}");
+    let name = task_name(service, slot, &id);
     let sb = sandbox(&name)?;
     endpoints::create_sandbox(&sb, cni.cache.root())?;
     let attach = || -> Result<Ipv4Addr> {
