@@ -244,6 +244,15 @@ fn root_cluster_three_hosts_parallel_adds_survive_one_etcd_member_and_a_fourth_h
     });
     let unique: BTreeSet<&String> = ips.iter().flatten().collect();
     assert_eq!(unique.len(), 3 * PER_HOST, "duplicate addresses: {ips:?}");
+    // The gateway `network inspect` shows is Docker's reserved address:
+    // the block holding it hands out the others.
+    let gateway = "10.90.0.1".to_string();
+    assert_eq!(
+        sites[0].conflist(&net).unwrap()["plugins"][0]["ipam"]["reserved"],
+        serde_json::json!([gateway])
+    );
+    assert!(!unique.contains(&gateway), "the gateway was handed out");
+    assert!(unique.contains(&"10.90.0.2".to_string()), "{ips:?}");
     // Every host holds a static entry for each remote container within a
     // second of the last ADD...
     for s in &sites {

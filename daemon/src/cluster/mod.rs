@@ -1107,11 +1107,18 @@ impl Cluster {
         block: IpNetwork,
         owner: &Owner,
     ) -> std::io::Result<Option<IpAddr>> {
-        // A service's virtual IP outlives the host that leased it.
-        let vips = services::vips(&self.view(), network);
+        // A service's virtual IP outlives the host that leased it; the
+        // network's gateway and aux addresses are never handed out.
+        let (vips, reserved) = {
+            let view = self.view();
+            (
+                services::vips(&view, network),
+                services::reserved_of(&view, network),
+            )
+        };
         for ip in ipam::usable_of(subnet, block) {
             let is_vip = matches!(ip, IpAddr::V4(a) if vips.contains(&a));
-            if leases.of(network).contains_key(&ip) || is_vip {
+            if leases.of(network).contains_key(&ip) || is_vip || reserved.contains(&ip) {
                 continue;
             }
             if leases.take(network, ip, owner)? {

@@ -10,7 +10,7 @@
 //! failed `create` takes back what it wrote, and the agents undo the rest.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use cni_cnm::model::now_rfc3339;
@@ -59,6 +59,25 @@ pub fn subnet_of(view: &View, network: &str) -> Option<String> {
         .as_array()?
         .iter()
         .find_map(|p| Some(p.get("ipam")?.get("subnet")?.as_str()?.to_string()))
+}
+
+/// The addresses of `network` never handed out: its IPAM's `reserved`
+/// (the gateway `network inspect` shows, Docker's aux addresses).
+pub fn reserved_of(view: &View, network: &str) -> BTreeSet<IpAddr> {
+    let Some(plugins) = view
+        .networks
+        .get(network)
+        .and_then(|n| n.get("plugins"))
+        .and_then(Value::as_array)
+    else {
+        return BTreeSet::new();
+    };
+    plugins
+        .iter()
+        .filter_map(|p| p.get("ipam")?.get("reserved")?.as_array())
+        .flatten()
+        .filter_map(|a| a.as_str()?.parse().ok())
+        .collect()
 }
 
 /// A service with its running tasks (those with an address), as cnitool
@@ -630,6 +649,17 @@ mod tests {
     use super::super::store::tests::put;
     use super::super::Dirty;
     use super::*;
+
+    #[test]
+    fn a_networks_reserved_addresses_come_from_its_stored_ipam() {
+        let mut v = View::default();
+        let list = json!({"plugins": [{"type": "vxlan-overlay", "ipam": {
+            "type": "cluster-ipam", "subnet": "10.9.0.0/24", "reserved": ["10.9.0.1", "bad"]}}]});
+        v.apply(&put("/cni-rs/networks/ov", &list.to_string()));
+        let want: BTreeSet<IpAddr> = ["10.9.0.1".parse().unwrap()].into();
+        assert_eq!(reserved_of(&v, "ov"), want);
+        assert!(reserved_of(&v, "other").is_empty());
+    }
 
     #[test]
     fn services_and_tasks_wake_the_agent_and_only_services_change_names() {

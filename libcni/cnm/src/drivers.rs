@@ -304,6 +304,17 @@ pub fn plugins(n: &Network, data_dir: Option<&Path>, dns_available: bool) -> Res
                 if n.ipam.len() > 1 {
                     p["ipam"] = json!({"type": "cluster-ipam", "subnets": subnets});
                 }
+                // The gateway `network inspect` shows and the aux addresses
+                // are Docker's reserved addresses: never handed out.
+                let reserved: Vec<String> = n
+                    .ipam
+                    .iter()
+                    .flat_map(|p| p.gateway.iter().chain(p.aux_addresses.values()))
+                    .map(ToString::to_string)
+                    .collect();
+                if !reserved.is_empty() {
+                    p["ipam"]["reserved"] = json!(reserved);
+                }
                 p["cluster"] = json!(true);
                 p["capabilities"] = json!({"mac": true});
             }
@@ -514,7 +525,7 @@ mod tests {
         let o = &plugins(&n, None, false).unwrap()[0];
         assert_eq!(
             o["ipam"],
-            json!({"type": "cluster-ipam", "subnet": "10.9.0.0/24"})
+            json!({"type": "cluster-ipam", "subnet": "10.9.0.0/24", "reserved": ["10.9.0.1"]})
         );
         n.ipv6 = true;
         n.ipam.push(
@@ -529,7 +540,11 @@ mod tests {
         let o = &plugins(&n, None, false).unwrap()[0];
         assert_eq!(
             o["ipam"],
-            json!({"type": "cluster-ipam", "subnets": ["10.9.0.0/24", "fd00:9::/64"]})
+            json!({
+                "type": "cluster-ipam",
+                "subnets": ["10.9.0.0/24", "fd00:9::/64"],
+                "reserved": ["10.9.0.1", "fd00:9::1"],
+            })
         );
         assert_eq!(o["cluster"], true);
     }
