@@ -79,7 +79,7 @@ impl<'a> Pair<'a> {
         out.status.success() && !out.stdout.is_empty()
     }
 
-    /// The service's tasks as `inspect` shows them (running ones).
+    /// The service's tasks as `inspect` shows them (running and pending ones).
     fn tasks(&self, name: &str) -> Vec<Value> {
         let out = self.sites[0].ok(&["service", "inspect", name]);
         let v: Value = serde_json::from_str(&out).unwrap();

@@ -539,3 +539,104 @@ fn root_tasks_of_a_dead_host_move_and_the_mesh_follows() {
         });
     }
 }
+
+#[test]
+fn root_a_task_no_alive_host_can_take_is_pending_until_its_host_joins_again() {
+    let c = cluster("mpd").start();
+    let m = Mesh::new(&c);
+    let outside = m.outside.open().unwrap();
+    let (name, id) = m.create(
+        0,
+        "pd",
+        &["-p", "8686:80", "--constraint", "node.hostname==h1"],
+    );
+    let before = m.tasks(&name);
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].host, "h1");
+    let replicas = |on: usize| -> String {
+        let out = m.sites[on].ok(&["service", "ls", "--format", "json"]);
+        out.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["Name"] == name.as_str())
+            .map(|v| v["Replicas"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(replicas(0), "1/1");
+
+    // h1 leaves: no alive host satisfies the constraint, so the task is
+    // pending (no host, no address), not left running on a gone host.
+    m.sites[1].ok(&["cluster", "leave", "--force"]);
+    let mut pending = Value::Null;
+    wait_until("the task pending", Duration::from_secs(20), || {
+        pending = m.inspect(0, &name)["Tasks"].clone();
+        pending[0]["Status"]["State"] == "pending"
+    });
+    let ts = pending.as_array().unwrap();
+    assert_eq!(ts.len(), 1, "{pending}");
+    assert!(ts[0]["NodeID"].is_null(), "{pending}");
+    assert_eq!(ts[0]["Addresses"].as_array().map(Vec::len), Some(0));
+    assert!(
+        ts[0]["Status"]["Err"]
+            .as_str()
+            .unwrap()
+            .starts_with("no suitable node"),
+        "{pending}"
+    );
+    let stored = c.etcd.get_prefix(&format!("/cni-rs/tasks/{name}/"));
+    assert_eq!(stored.len(), 1);
+    assert!(
+        !stored[0].1.contains("\"address\"") && stored[0].1.contains("\"host\":\"\""),
+        "{stored:?}"
+    );
+    for on in [0, 2] {
+        assert_eq!(replicas(on), "0/1", "on h{on}");
+    }
+    // No backend anywhere, no sandbox.
+    let old = before[0].addr.to_string();
+    for s in &m.sites {
+        wait_until("the old backend gone", Duration::from_secs(10), || {
+            !m.ruleset(s).contains(&old)
+        });
+    }
+    assert!(named_netns_with_prefix(&format!("{name}.")).is_empty());
+
+    // h1 joins again: the pending task is placed there and runs; the
+    // published port on h0 reaches it.
+    c.join(&m.sites[1], false);
+    let mut placed = Vec::new();
+    wait_until("the task running on h1", Duration::from_secs(30), || {
+        let v = m.inspect(0, &name);
+        if v["Tasks"][0]["Status"]["State"] != "running" {
+            return false;
+        }
+        placed = tasks_of(&v);
+        placed.len() == 1
+    });
+    assert_eq!(placed[0].host, "h1");
+    assert_eq!(replicas(2), "1/1");
+    m.serve(&placed);
+    wait_until("h0's rules with the task", Duration::from_secs(10), || {
+        m.ruleset(&m.sites[0]).contains(&placed[0].addr.to_string())
+    });
+    let who = spread(&outside, underlay_addr(0, 8686), 3);
+    assert_eq!(who.keys().collect::<Vec<_>>(), vec![&placed[0].name]);
+
+    // rm leaves nothing: no key, no rule, no sandbox.
+    m.servers.borrow_mut().clear();
+    m.sites[0].ok(&["service", "rm", &name]);
+    wait_until("the sandbox gone", Duration::from_secs(20), || {
+        named_netns_with_prefix(&format!("{name}.")).is_empty()
+    });
+    let left: Vec<(String, String)> = c
+        .etcd
+        .get_prefix("/cni-rs/")
+        .into_iter()
+        .filter(|(k, v)| k.contains(&name) || v.contains(&name) || v.contains(&id))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    for s in &m.sites {
+        wait_until("the rules gone", Duration::from_secs(10), || {
+            !m.ruleset(s).contains(&format!("svc_{id}"))
+        });
+    }
+}

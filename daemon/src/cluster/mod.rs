@@ -1453,6 +1453,12 @@ async fn reaper(c: std::sync::Weak<Cluster>) {
                 Err(e) => log::error(&format!("cluster: releasing {h}: {e}")),
             }
         }
+        // A host joined or came back: the tasks waiting for one go to it.
+        if c.pending_placeable() {
+            if let Err(e) = c.place_pending().await {
+                log::error(&format!("cluster: placing pending tasks: {e}"));
+            }
+        }
     }
 }
 

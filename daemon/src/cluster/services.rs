@@ -80,17 +80,18 @@ pub fn reserved_of(view: &View, network: &str) -> BTreeSet<IpAddr> {
         .collect()
 }
 
-/// A service with its running tasks (those with an address), as cnitool
-/// prints it.
+/// A service with its running tasks (those with an address) and its
+/// pending ones, as cnitool prints it.
 pub fn shown(view: &View, svc: &Service) -> Service {
     let mut s = svc.clone();
-    s.tasks = view
-        .tasks
-        .get(&svc.name)
-        .into_iter()
-        .flat_map(|m| m.values())
-        .filter_map(ClusterTask::shown)
-        .collect();
+    let all = || {
+        view.tasks
+            .get(&svc.name)
+            .into_iter()
+            .flat_map(|m| m.values())
+    };
+    s.tasks = all().filter_map(ClusterTask::shown).collect();
+    s.pending = all().filter_map(ClusterTask::shown_pending).collect();
     s
 }
 
@@ -173,6 +174,7 @@ impl Cluster {
             ports: Vec::new(),
             vip: None,
             tasks: Vec::new(),
+            pending: Vec::new(),
             created: now.clone(),
             updated: now,
             version: 1,
@@ -339,6 +341,7 @@ impl Cluster {
                 host: host.clone(),
                 address: None,
                 error: None,
+                pending: None,
             };
             let k = key(&["tasks", &svc.name, &slot.to_string()]);
             if let Err(e) = self.etcd.put(&k, &to_bytes(&t), None).await {
@@ -468,11 +471,7 @@ impl Cluster {
             Ok(s) => s,
             Err(r) => return r,
         };
-        let constraints: Vec<(bool, String)> = svc
-            .constraints
-            .iter()
-            .filter_map(|c| parse_constraint(c).ok())
-            .collect();
+        let constraints = parsed(&svc);
         svc.replicas = replicas;
         svc.version += 1;
         svc.updated = now_rfc3339();
@@ -578,31 +577,27 @@ impl Cluster {
             let Some(svc) = v.services.get(name) else {
                 continue;
             };
-            let constraints: Vec<(bool, String)> = svc
-                .constraints
-                .iter()
-                .filter_map(|c| parse_constraint(c).ok())
-                .collect();
+            let constraints = parsed(svc);
             let mut counts: BTreeMap<String, u64> = BTreeMap::new();
             for t in slots.values().filter(|t| t.host != gone) {
                 *counts.entry(t.host.clone()).or_default() += 1;
             }
             for t in slots.values().filter(|t| t.host == gone) {
-                let Some(host) = place(&alive, &counts, &constraints) else {
-                    log::error(&format!(
-                        "cluster: task {} of gone host {gone}: no suitable node",
-                        t.name
-                    ));
-                    continue;
-                };
                 let Ok(id) = model::new_id() else { continue };
-                let moved = ClusterTask {
-                    slot: t.slot,
-                    name: format!("{name}.{}.{id}", t.slot),
-                    id,
-                    host: host.clone(),
-                    address: None,
-                    error: None,
+                // No alive host may take it: pending (no host, no address,
+                // so nothing points at the gone host's released block)
+                // until one appears.
+                let moved = match place(&alive, &counts, &constraints) {
+                    Some(host) => ClusterTask {
+                        slot: t.slot,
+                        name: format!("{name}.{}.{id}", t.slot),
+                        id,
+                        host,
+                        address: None,
+                        error: None,
+                        pending: None,
+                    },
+                    None => ClusterTask::new_pending(name, t.slot, id, &svc.constraints),
                 };
                 let k = key(&["tasks", name, &t.slot.to_string()]);
                 if self
@@ -610,16 +605,88 @@ impl Cluster {
                     .replace(&k, &to_bytes(t), &to_bytes(&moved))
                     .await?
                 {
+                    match moved.is_pending() {
+                        true => log::info(&format!(
+                            "cluster: task {} of gone host {gone}: no suitable node, pending",
+                            t.name
+                        )),
+                        false => log::info(&format!(
+                            "cluster: task {} of gone host {gone} rescheduled on {}",
+                            t.name, moved.host
+                        )),
+                    }
+                    *counts.entry(moved.host).or_default() += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a pending task has an alive host it may go to now (from
+    /// this host's view: cheap enough to ask twice a second).
+    pub(super) fn pending_placeable(&self) -> bool {
+        let v = self.view();
+        let alive: Vec<String> = v.alive.keys().cloned().collect();
+        v.tasks.iter().any(|(name, slots)| {
+            let Some(svc) = v.services.get(name) else {
+                return false;
+            };
+            let constraints = parsed(svc);
+            slots.values().any(|t| t.is_pending())
+                && place(&alive, &BTreeMap::new(), &constraints).is_some()
+        })
+    }
+
+    /// Place the pending tasks on the alive hosts that may take them (a
+    /// host joined or came back). Every member may do it at once: a task
+    /// is placed only if it is still pending as read (one transaction
+    /// per task), so it is placed once.
+    pub(super) async fn place_pending(&self) -> Result<(), super::etcd::EtcdError> {
+        let v = self.services_now().await?;
+        let alive: Vec<String> = self.view().alive.keys().cloned().collect();
+        for (name, slots) in &v.tasks {
+            let Some(svc) = v.services.get(name) else {
+                continue;
+            };
+            let constraints = parsed(svc);
+            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+            for t in slots.values().filter(|t| !t.is_pending()) {
+                *counts.entry(t.host.clone()).or_default() += 1;
+            }
+            for t in slots.values().filter(|t| t.is_pending()) {
+                let Some(host) = place(&alive, &counts, &constraints) else {
+                    continue;
+                };
+                let placed = ClusterTask {
+                    host: host.clone(),
+                    pending: None,
+                    ..t.clone()
+                };
+                let k = key(&["tasks", name, &t.slot.to_string()]);
+                if self
+                    .etcd
+                    .replace(&k, &to_bytes(t), &to_bytes(&placed))
+                    .await?
+                {
                     log::info(&format!(
-                        "cluster: task {} of gone host {gone} rescheduled on {host}",
+                        "cluster: pending task {} placed on {host}",
                         t.name
                     ));
+                    self.seen(&k, to_bytes(&placed));
                     *counts.entry(host).or_default() += 1;
                 }
             }
         }
         Ok(())
     }
+}
+
+/// A service's constraints as placement reads them.
+fn parsed(svc: &Service) -> Vec<(bool, String)> {
+    svc.constraints
+        .iter()
+        .filter_map(|c| parse_constraint(c).ok())
+        .collect()
 }
 
 /// The virtual IPs of a network's services (never handed to a container,
@@ -699,6 +766,16 @@ mod tests {
         let s = shown(&v, &v.services["web"]);
         assert_eq!(s.tasks.len(), 1, "a task without an address is not running");
         assert_eq!(s.tasks[0].host.as_deref(), Some("h1"));
+        assert!(s.pending.is_empty(), "placed, only not yet running");
+        v.apply(&put(
+            "/cni-rs/tasks/web/2",
+            r#"{"slot":2,"id":"t3","name":"web.2.t3","host":"","pending":"no suitable node"}"#,
+        ));
+        let s = shown(&v, &v.services["web"]);
+        assert_eq!(s.tasks.len(), 1);
+        assert_eq!(s.pending.len(), 1);
+        assert_eq!(s.pending[0].name, "web.2.t3");
+        assert_eq!(s.backends().len(), 1, "a pending task is no backend");
         let names = super::super::agent::vip_records(&v);
         assert_eq!(names.len(), 1);
         assert_eq!(names[0].names, vec!["web".to_string()]);

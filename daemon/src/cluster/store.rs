@@ -12,7 +12,7 @@
 //! | `endpoints/<net>/<ip>` | `{ip, mac, host, vtep, containerID}` | ADD to DEL |
 //! | `names/<net>/<containerID>-<ifname>` | `{host, record}` (dnsname's) | ADD to DEL |
 //! | `services/<name>` | the service (cni-cnm's, no tasks) | create to rm |
-//! | `tasks/<name>/<slot>` | `{slot, id, name, host, address}` | placed to scaled down or rm |
+//! | `tasks/<name>/<slot>` | `{slot, id, name, host, address}` (host empty, `pending` reason: no host may take it) | placed to scaled down or rm |
 //! | `ports/<proto>/<port>` | the service publishing it | create to rm |
 
 use std::collections::{BTreeMap, BTreeSet};

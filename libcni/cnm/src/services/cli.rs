@@ -255,7 +255,13 @@ pub fn inspect_json(svc: &Service) -> Value {
             "Addresses": [t.address.to_string()],
             "NodeID": t.host,
             "Status": {"State": if svc.cluster || tasks::running(t) { "running" } else { "shutdown" }},
-        })).collect::<Vec<_>>(),
+        })).chain(svc.pending.iter().map(|t| json!({
+            // Swarm's pending task: on no node, no address.
+            "ID": t.id, "Slot": t.slot, "Name": t.name,
+            "Addresses": [],
+            "NodeID": null,
+            "Status": {"State": "pending", "Err": t.reason},
+        }))).collect::<Vec<_>>(),
     })
 }
 

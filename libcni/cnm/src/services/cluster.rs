@@ -46,17 +46,24 @@ pub struct ClusterSpec {
 
 /// One task as the store keeps it (`tasks/<service>/<slot>`): placed on
 /// `host` by the manager, its address written back by that host's agent.
+/// A task no alive host can take is pending (swarm's): no host, no
+/// address, the reason in `pending`, until a suitable host appears.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterTask {
     pub slot: u64,
     pub id: String,
     pub name: String,
+    /// Empty while the task is pending.
+    #[serde(default)]
     pub host: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<Ipv4Addr>,
     /// Why the host could not start it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why no host runs it (Docker's "no suitable node (...)").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
 }
 
 impl ClusterTask {
@@ -69,6 +76,38 @@ impl ClusterTask {
             address: self.address?,
             host: Some(self.host.clone()),
         })
+    }
+
+    /// Whether no host runs it: waiting for a suitable one.
+    pub fn is_pending(&self) -> bool {
+        self.host.is_empty()
+    }
+
+    /// The task as `service inspect` shows it while pending.
+    pub fn shown_pending(&self) -> Option<super::model::PendingTask> {
+        self.is_pending().then(|| super::model::PendingTask {
+            slot: self.slot,
+            id: self.id.clone(),
+            name: self.name.clone(),
+            reason: self.pending.clone().unwrap_or_default(),
+        })
+    }
+
+    /// Slot `slot` of `service`, new (`id`) and pending: no alive host
+    /// satisfies `constraints`.
+    pub fn new_pending(service: &str, slot: u64, id: String, constraints: &[String]) -> Self {
+        ClusterTask {
+            slot,
+            name: format!("{service}.{slot}.{id}"),
+            id,
+            host: String::new(),
+            address: None,
+            error: None,
+            pending: Some(format!(
+                "no suitable node (scheduling constraints not satisfied on any alive node: {})",
+                constraints.join(", ")
+            )),
+        }
     }
 }
 
@@ -293,6 +332,28 @@ mod tests {
         for bad in ["node.hostname=h1", "node.role==manager", "node.hostname=="] {
             assert!(parse_constraint(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_pending_task_has_no_host_or_address_and_is_not_running() {
+        let t = ClusterTask::new_pending("web", 2, "t9".into(), &["node.hostname==h1".into()]);
+        assert!(t.is_pending() && t.address.is_none());
+        assert_eq!(t.name, "web.2.t9");
+        assert!(t.shown().is_none(), "not running, no backend");
+        let p = t.shown_pending().unwrap();
+        assert!(p.reason.starts_with("no suitable node"), "{}", p.reason);
+        assert!(p.reason.contains("node.hostname==h1"));
+        // Stored without a host; read back the same.
+        let wire = serde_json::to_value(&t).unwrap();
+        assert_eq!(wire["host"], "");
+        assert_eq!(serde_json::from_value::<ClusterTask>(wire).unwrap(), t);
+        // A placed task, as stored before pending existed, is not pending.
+        let placed: ClusterTask =
+            serde_json::from_str(r#"{"slot":1,"id":"a","name":"web.1.a","host":"h1"}"#).unwrap();
+        assert!(!placed.is_pending() && placed.shown_pending().is_none());
+        let no_host: ClusterTask =
+            serde_json::from_str(r#"{"slot":1,"id":"a","name":"web.1.a"}"#).unwrap();
+        assert!(no_host.is_pending());
     }
 
     #[test]

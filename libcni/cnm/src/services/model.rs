@@ -88,6 +88,17 @@ pub struct Task {
     pub host: Option<String>,
 }
 
+/// A cluster task no alive host can take (swarm's "pending"): no host, no
+/// address, not counted as running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingTask {
+    pub slot: u64,
+    pub id: String,
+    pub name: String,
+    /// Docker's "no suitable node (...)".
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Service {
     pub id: String,
@@ -103,6 +114,10 @@ pub struct Service {
     pub vip: Option<String>,
     #[serde(default)]
     pub tasks: Vec<Task>,
+    /// Cluster tasks waiting for a suitable host (never in `tasks`, which
+    /// are running and are the backends).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingTask>,
     pub created: String,
     pub updated: String,
     /// Bumped on every change, as swarm's object version.

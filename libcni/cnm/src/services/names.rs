@@ -218,6 +218,7 @@ mod tests {
                     host: None,
                 })
                 .collect(),
+            pending: Vec::new(),
             created: String::new(),
             updated: String::new(),
             version: 1,

@@ -163,6 +163,7 @@ pub fn create(spec: &CreateSpec, s: &Settings) -> Result<Service> {
         ports,
         vip: None,
         tasks: Vec::new(),
+        pending: Vec::new(),
         created: now.clone(),
         updated: now,
         version: 1,
