@@ -110,17 +110,20 @@ pub struct Task {
     pub host: String,
 }
 
-/// The tasks of one service from `service inspect`'s output (panics on a
+/// The running tasks of one service from `service inspect`'s output (panics on a
 /// malformed one: the tests' reader).
 pub fn tasks_of(inspect: &Value) -> Vec<Task> {
     inspect["Tasks"]
         .as_array()
         .expect("Tasks")
         .iter()
-        .map(|t| Task {
-            name: t["Name"].as_str().unwrap().to_string(),
-            addr: t["Addresses"][0].as_str().unwrap().parse().unwrap(),
-            host: t["NodeID"].as_str().unwrap_or_default().to_string(),
+        // A pending task (no host could take it) has no address yet.
+        .filter_map(|t| {
+            Some(Task {
+                name: t["Name"].as_str().unwrap().to_string(),
+                addr: t["Addresses"][0].as_str()?.parse().unwrap(),
+                host: t["NodeID"].as_str().unwrap_or_default().to_string(),
+            })
         })
         .collect()
 }
