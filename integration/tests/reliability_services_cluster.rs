@@ -13,10 +13,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use integration::cluster::{wait_until, Site};
+use integration::cluster::{wait_until, Cluster, Overlay, Site};
 use integration::cnitool::{delete_named_netns, named_netns_with_prefix};
 use integration::etcd::EtcdCluster;
-use integration::underlay::{host_ip, Underlay};
 use integration::{our_binary, unique_id};
 use serde_json::{json, Value};
 
@@ -25,6 +24,7 @@ const SUBNET: &str = "10.78.0.0/24";
 /// Two clustered hosts and one overlay; every service named through
 /// [`Pair::name`] is removed (and its sandboxes) on drop.
 struct Pair<'a> {
+    etcd: &'a EtcdCluster,
     sites: Vec<Site<'a>>,
     net: String,
     vni: u64,
@@ -32,23 +32,16 @@ struct Pair<'a> {
 }
 
 impl<'a> Pair<'a> {
-    fn new(u: &'a Underlay, etcd: &EtcdCluster) -> Pair<'a> {
-        let sites: Vec<Site> = (0..2).map(|i| Site::new(u, i)).collect();
-        sites[0].join(etcd, true);
-        sites[1].join(etcd, false);
-        let net = unique_id("rsc");
-        sites[0].ok(&[
-            "network", "create", "-d", "overlay", "--subnet", SUBNET, &net,
-        ]);
-        for s in &sites {
-            wait_until("the conflist everywhere", Duration::from_secs(5), || {
-                s.conflist(&net).is_some()
-            });
-        }
-        let vni = sites[0].conflist(&net).unwrap()["plugins"][0]["vni"]
-            .as_u64()
-            .unwrap();
+    /// Two hosts of a fresh cluster (names after `tag`), both joined.
+    fn start(tag: &str) -> Cluster {
+        Cluster::build(tag).hosts(2).start()
+    }
+
+    fn new(c: &'a Cluster) -> Pair<'a> {
+        let sites = c.joined(0..2);
+        let Overlay { net, vni } = Overlay::create(&sites, "rsc", SUBNET);
         Pair {
+            etcd: &c.etcd,
             sites,
             net,
             vni,
@@ -60,6 +53,14 @@ impl<'a> Pair<'a> {
         let n = unique_id(tag);
         self.names.borrow_mut().push(n.clone());
         n
+    }
+
+    /// `service create NAME --network <the overlay> ARGS...`, as cnitool's
+    /// arguments.
+    fn create_args<'s>(&'s self, name: &'s str, args: &[&'s str]) -> Vec<&'s str> {
+        let mut all = vec!["service", "create", name, "--network", &self.net];
+        all.extend_from_slice(args);
+        all
     }
 
     fn socket(&self, i: usize) -> PathBuf {
@@ -88,8 +89,9 @@ impl<'a> Pair<'a> {
 
     /// Nothing of `name` (service ID `id`, if known) anywhere: no store
     /// key, no sandbox, no rule, no VIP or task lease.
-    fn assert_nothing_of(&self, etcd: &EtcdCluster, name: &str, id: Option<&str>) {
-        let left: Vec<(String, String)> = etcd
+    fn assert_nothing_of(&self, name: &str, id: Option<&str>) {
+        let left: Vec<(String, String)> = self
+            .etcd
             .get_prefix("/cni-rs/")
             .into_iter()
             .filter(|(k, v)| {
@@ -163,15 +165,10 @@ fn refused(out: &std::process::Output, want: &str) {
 
 #[test]
 fn root_hostile_cluster_service_requests_are_refused_and_leave_nothing() {
-    let u = Underlay::new(2, "rsh");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let p = Pair::new(&u, &etcd);
+    let c = Pair::start("rsh");
+    let p = Pair::new(&c);
     let net = p.net.clone();
-    let create = |name: &str, extra: &[&str]| {
-        let mut args = vec!["service", "create", name, "--network", &net];
-        args.extend_from_slice(extra);
-        p.sites[0].cnitool(&args)
-    };
+    let create = |name: &str, extra: &[&str]| p.sites[0].cnitool(&p.create_args(name, extra));
 
     // Names: a path, 300 characters, unicode, a dot.
     let long = "x".repeat(300);
@@ -289,55 +286,36 @@ fn root_hostile_cluster_service_requests_are_refused_and_leave_nothing() {
     // Still serving: a ping, and a real service comes and goes.
     let r = raw(&sock, b"{\"op\":\"ping\"}\n").expect("a pong");
     assert_eq!(r["ok"], true, "{r}");
-    p.sites[0].ok(&[
-        "service",
-        "create",
-        &ok_name,
-        "--network",
-        &net,
-        "--replicas",
-        "0",
-    ]);
+    p.sites[0].ok(&p.create_args(&ok_name, &["--replicas", "0"]));
     assert!(p.sites[1].ok(&["service", "ls"]).contains(&ok_name));
     p.sites[1].ok(&["service", "rm", &ok_name]);
 
     for n in ["../x", "wéb", "a.b", &raw_name, &ok_name] {
-        p.assert_nothing_of(&etcd, n, None);
+        p.assert_nothing_of(n, None);
     }
-    assert!(etcd.get_prefix("/cni-rs/ports/").is_empty());
-    assert!(etcd.get_prefix("/cni-rs/services/").is_empty());
-    assert!(etcd.get_prefix("/cni-rs/tasks/").is_empty());
+    assert!(c.etcd.get_prefix("/cni-rs/ports/").is_empty());
+    assert!(c.etcd.get_prefix("/cni-rs/services/").is_empty());
+    assert!(c.etcd.get_prefix("/cni-rs/tasks/").is_empty());
 }
 
 #[test]
 fn root_a_create_whose_cnitool_is_killed_is_removed_by_rm_and_the_name_is_free_again() {
-    let u = Underlay::new(2, "rsk");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let p = Pair::new(&u, &etcd);
+    let c = Pair::start("rsk");
+    let p = Pair::new(&c);
     let name = p.name("cut");
 
     // cnitool killed once the service is in the store, its tasks starting.
     let mut child = Command::new("nsenter")
         .arg(format!("--net={}", p.sites[0].host.path_str()))
         .arg(our_binary("cnitool"))
-        .args([
-            "service",
-            "create",
-            &name,
-            "--network",
-            &p.net,
-            "--replicas",
-            "4",
-            "-p",
-            "8383:80",
-        ])
+        .args(p.create_args(&name, &["--replicas", "4", "-p", "8383:80"]))
         .envs(p.sites[0].envs())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     wait_until("the service in the store", Duration::from_secs(20), || {
-        !etcd
+        !c.etcd
             .get_prefix(&format!("/cni-rs/tasks/{name}/"))
             .is_empty()
     });
@@ -355,48 +333,30 @@ fn root_a_create_whose_cnitool_is_killed_is_removed_by_rm_and_the_name_is_free_a
             !p.bridge_has_address(i)
         });
     }
-    p.assert_nothing_of(&etcd, &name, None);
-    assert!(etcd.get_prefix("/cni-rs/ports/").is_empty());
+    p.assert_nothing_of(&name, None);
+    assert!(c.etcd.get_prefix("/cni-rs/ports/").is_empty());
 
     // The name is free again, and the new service stays: the first
     // create's daemon side, still waiting for its tasks, must not undo it.
-    let out = p.sites[0].ok(&[
-        "service",
-        "create",
-        &name,
-        "--network",
-        &p.net,
-        "--replicas",
-        "1",
-        "-p",
-        "8383:80",
-    ]);
+    let out = p.sites[0].ok(&p.create_args(&name, &["--replicas", "1", "-p", "8383:80"]));
     let id = out.lines().next().unwrap_or_default().to_string();
     // Longer than the daemon waits for a create's tasks (60 s).
     std::thread::sleep(Duration::from_secs(65));
     assert_eq!(p.tasks(&name).len(), 1, "{}", p.sites[0].daemon_log());
-    assert!(!etcd.get_prefix("/cni-rs/ports/").is_empty());
+    assert!(!c.etcd.get_prefix("/cni-rs/ports/").is_empty());
     p.sites[0].ok(&["service", "rm", &name]);
-    p.assert_nothing_of(&etcd, &name, Some(&id));
+    p.assert_nothing_of(&name, Some(&id));
 }
 
 #[test]
 fn root_a_daemon_killed_while_placing_tasks_converges_without_duplicates() {
-    let u = Underlay::new(2, "rs9");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let p = Pair::new(&u, &etcd);
+    let c = Pair::start("rs9");
+    let p = Pair::new(&c);
     let name = p.name("k9");
-    let out = p.sites[0].ok(&[
-        "service",
-        "create",
+    let out = p.sites[0].ok(&p.create_args(
         &name,
-        "--network",
-        &p.net,
-        "-p",
-        "8484:80",
-        "--constraint",
-        "node.hostname==h1",
-    ]);
+        &["-p", "8484:80", "--constraint", "node.hostname==h1"],
+    ));
     let id = out.lines().next().unwrap().to_string();
 
     // Scale to 8 from h0; h1's agent starts the new tasks one by one, and
@@ -440,7 +400,8 @@ fn root_a_daemon_killed_while_placing_tasks_converges_without_duplicates() {
     addrs.sort();
     addrs.dedup();
     assert_eq!(addrs.len(), 8, "one address per task: {tasks:?}");
-    let failed: Vec<(String, String)> = etcd
+    let failed: Vec<(String, String)> = c
+        .etcd
         .get_prefix(&format!("/cni-rs/tasks/{name}/"))
         .into_iter()
         .filter(|(_, v)| v.contains("\"error\""))
@@ -471,8 +432,9 @@ fn root_a_daemon_killed_while_placing_tasks_converges_without_duplicates() {
             !p.bridge_has_address(i)
         });
     }
-    p.assert_nothing_of(&etcd, &name, Some(&id));
-    assert!(etcd
+    p.assert_nothing_of(&name, Some(&id));
+    assert!(c
+        .etcd
         .get_prefix(&format!("/cni-rs/endpoints/{}/", p.net))
         .is_empty());
     p.sites[1].ok(&["network", "rm", &p.net]);
@@ -480,21 +442,10 @@ fn root_a_daemon_killed_while_placing_tasks_converges_without_duplicates() {
 
 #[test]
 fn root_tasks_of_a_host_that_leaves_are_placed_on_the_others() {
-    let u = Underlay::new(2, "rsl");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let p = Pair::new(&u, &etcd);
+    let c = Pair::start("rsl");
+    let p = Pair::new(&c);
     let name = p.name("lv");
-    let out = p.sites[0].ok(&[
-        "service",
-        "create",
-        &name,
-        "--network",
-        &p.net,
-        "--replicas",
-        "2",
-        "-p",
-        "8585:80",
-    ]);
+    let out = p.sites[0].ok(&p.create_args(&name, &["--replicas", "2", "-p", "8585:80"]));
     let id = out.lines().next().unwrap().to_string();
     let hosts = |ts: &[Value]| -> Vec<String> {
         let mut h: Vec<String> = ts
@@ -523,7 +474,8 @@ fn root_tasks_of_a_host_that_leaves_are_placed_on_the_others() {
         .collect();
     want.sort();
     assert_eq!(sandboxes, want, "one sandbox per task, none of h1's left");
-    let stale: Vec<(String, String)> = etcd
+    let stale: Vec<(String, String)> = c
+        .etcd
         .get_prefix(&format!("/cni-rs/tasks/{name}/"))
         .into_iter()
         .filter(|(_, v)| v.contains("\"host\":\"h1\""))
@@ -534,26 +486,17 @@ fn root_tasks_of_a_host_that_leaves_are_placed_on_the_others() {
     wait_until("the mesh gone", Duration::from_secs(20), || {
         !p.bridge_has_address(0)
     });
-    p.assert_nothing_of(&etcd, &name, Some(&id));
+    p.assert_nothing_of(&name, Some(&id));
 }
 
 #[test]
 fn root_more_replicas_than_the_subnet_holds_fail_and_leave_nothing() {
-    let u = Underlay::new(2, "rsx");
-    let etcd = EtcdCluster::start(&[(&u.hosts[0], host_ip(0))]);
-    let p = Pair::new(&u, &etcd);
+    let c = Pair::start("rsx");
+    let p = Pair::new(&c);
     let name = p.name("big");
     // 300 tasks on a /24: the cluster IPAM runs out; the create fails,
     // takes back what it made, and the daemons kept answering meanwhile.
-    let out = p.sites[0].cnitool(&[
-        "service",
-        "create",
-        &name,
-        "--network",
-        &p.net,
-        "--replicas",
-        "300",
-    ]);
+    let out = p.sites[0].cnitool(&p.create_args(&name, &["--replicas", "300"]));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("failed"), "{err}");
@@ -569,7 +512,7 @@ fn root_more_replicas_than_the_subnet_holds_fail_and_leave_nothing() {
             !p.bridge_has_address(i)
         });
     }
-    p.assert_nothing_of(&etcd, &name, None);
-    assert!(etcd.get_prefix("/cni-rs/services/").is_empty());
-    assert!(etcd.get_prefix("/cni-rs/tasks/").is_empty());
+    p.assert_nothing_of(&name, None);
+    assert!(c.etcd.get_prefix("/cni-rs/services/").is_empty());
+    assert!(c.etcd.get_prefix("/cni-rs/tasks/").is_empty());
 }
