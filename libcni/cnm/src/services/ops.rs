@@ -275,6 +275,12 @@ pub fn remove(key: &str, s: &Settings) -> Result<Service> {
     Ok(svc)
 }
 
+/// Rules and names brought from `old`'s tasks to `svc`'s.
+fn follow_tasks(svc: &Service, old: &Service, list: &LoadedList, s: &Settings) -> Result<()> {
+    apply_rules(svc)?;
+    names::update(&dns_state(), &s.cni.path, Some(list), Some(old), Some(svc))
+}
+
 /// `service scale NAME=N`: new tasks first, then the rules; or the rules
 /// first, then the tasks that go (highest slots).
 pub fn scale(key: &str, replicas: u64, s: &Settings) -> Result<Service> {
@@ -303,14 +309,7 @@ pub fn scale(key: &str, replicas: u64, s: &Settings) -> Result<Service> {
             }
         }
         place_vip(&svc, &list)?;
-        apply_rules(&svc)?;
-        names::update(
-            &dns_state(),
-            &s.cni.path,
-            Some(&list),
-            Some(&old),
-            Some(&svc),
-        )?;
+        follow_tasks(&svc, &old, &list, s)?;
         st.write(&svc)?;
         return match err {
             Some(e) => Err(e),
@@ -318,14 +317,7 @@ pub fn scale(key: &str, replicas: u64, s: &Settings) -> Result<Service> {
         };
     }
     let leaving = svc.tasks.split_off(replicas as usize);
-    apply_rules(&svc)?;
-    names::update(
-        &dns_state(),
-        &s.cni.path,
-        Some(&list),
-        Some(&old),
-        Some(&svc),
-    )?;
+    follow_tasks(&svc, &old, &list, s)?;
     let nets = s.registry().list()?;
     let mut errs = ErrorList::new();
     for t in &leaving {
